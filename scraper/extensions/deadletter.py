@@ -1,0 +1,82 @@
+"""Dead-letter sink: records of accepted work that could not be completed, as JSON lines.
+
+Components send :data:`scraper.signals.dead_letter` with a ``record``; this extension appends it to
+``deadletter-<token>.jsonl`` in ``DEADLETTER_URI`` (default: ``_deadletter/`` beside the Parquet
+dataset), flushing every line so a killed crawl keeps what it recorded. Nothing is created until the
+first record arrives.
+
+Settings: ``DEADLETTER_ENABLED`` (True), ``DEADLETTER_URI`` ("" = beside the dataset).
+Stats: ``deadletter/count``, ``deadletter/kind/<kind>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+
+from scraper import signals as our_signals
+from scraper.config import get_bool
+from scraper.output import crawl_time, format_uri, sidecar_uri
+from scraper.parquet.dataset import resolve_uri
+from scraper.secrets import mask_url
+
+logger = logging.getLogger(__name__)
+
+
+class DeadLetterExtension:
+    def __init__(self, crawler: Crawler, uri_template: str) -> None:
+        self.crawler = crawler
+        self.uri_template = uri_template
+        self.path: str | None = None
+        self.count = 0
+        self._stream: pa.NativeFile | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> DeadLetterExtension:
+        if not get_bool(crawler.settings, "DEADLETTER_ENABLED", True):
+            raise NotConfigured("DEADLETTER_ENABLED is False")
+        ext = cls(crawler, (crawler.settings.get("DEADLETTER_URI") or "").strip())
+        crawler.signals.connect(ext.record, signal=our_signals.dead_letter)
+        crawler.signals.connect(ext.close, signal=signals.spider_closed)
+        return ext
+
+    def location(self) -> str:
+        if self.uri_template:
+            return format_uri(self.uri_template, self.crawler.spider, crawl_time(self.crawler), "")
+        return sidecar_uri(self.crawler, "_deadletter")
+
+    def record(self, record: dict[str, Any]) -> None:
+        if self._stream is None:
+            self._open()
+        assert self._stream is not None
+        line = {"time": datetime.now(timezone.utc).isoformat(), "spider": self.crawler.spider.name,
+                **record}
+        self._stream.write((json.dumps(line, ensure_ascii=False, default=str) + "\n").encode())
+        self._stream.flush()
+        self.count += 1
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.inc_value("deadletter/count")
+        stats.inc_value(f"deadletter/kind/{record.get('kind', 'unknown')}")
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+            logger.warning("Dead letters: %s record(s) in %s", self.count, self.path)
+
+    def _open(self) -> None:
+        location = self.location()
+        fs, directory = resolve_uri(location)
+        fs.create_dir(directory, recursive=True)
+        self.path = f"{directory.rstrip('/')}/deadletter-{uuid.uuid4().hex[:12]}.jsonl"
+        self._stream = fs.open_output_stream(self.path)
+        logger.info("Dead letters go to %s", mask_url(self.path))

@@ -1,0 +1,47 @@
+"""Item classes: the typed contract between spiders, pipelines and the Parquet datasets.
+
+Each is a dataclass (itemadapter understands them); its annotations declare the Arrow schema
+(see :mod:`scraper.parquet.schema`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import ClassVar
+
+import pyarrow as pa
+
+from scraper.parquet.schema import arrow, money
+
+
+@dataclass(slots=True)
+class BookItem:
+    """One book of a books.toscrape.com-style catalogue."""
+
+    url: str
+    upc: str
+    title: str
+    category: str
+    product_type: str
+    price_excl_tax: Decimal = money()
+    price_incl_tax: Decimal = money()
+    tax: Decimal = money()
+    currency: str  # ISO 4217, from the price's symbol
+    availability: int  # the N in "In stock (N available)"; 0 when out of stock
+    in_stock: bool
+    rating: int  # 1-5, from the star-rating class
+    num_reviews: int
+    description: str  # whitespace collapsed, "" when the page has none
+    image_url: str  # absolute
+    scraped_at: datetime  # UTC
+    # Derived by the normalisation pipeline (None when it is off).
+    title_normalized: str | None = None  # case-folded, accents stripped: for matching
+    series: str | None = None  # "Provence" in "A Year in Provence (Provence #1)"
+    series_number: float | None = None  # 1.0 there
+    content_hash: str | None = None  # SHA-256 of the normalised content: changes iff content does
+    description_simhash: int | None = field(default=None, metadata=arrow(pa.uint64()))
+    word_count: int | None = None  # words in the description
+
+    normalizer: ClassVar[str] = "scraper.normalize.books.normalize_book"

@@ -1,0 +1,72 @@
+"""``python -m scraper.localsite``: serve the local books site and print its URL."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from .catalog import Catalog
+from .faults import FAULT_KINDS, RETRY_AFTER_FORMS, FaultConfig
+from .server import serve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m scraper.localsite", description=__doc__)
+    parser.add_argument("--books", type=int, default=1000, help="catalogue size (default 1000)")
+    parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 = a free port (default)")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--latency-jitter-ms", type=float, default=0.0)
+    parser.add_argument("--rate-limit", type=float, default=0.0, help="token bucket, requests/s")
+    parser.add_argument("--burst", type=int, default=0, help="token bucket size (default: rate)")
+    parser.add_argument("--retry-after", choices=RETRY_AFTER_FORMS, default="seconds",
+                        help="Retry-After form on rate-limit 429s")
+    parser.add_argument("--fault-rate", type=float, default=0.0,
+                        help="fraction of paths that fail transiently")
+    parser.add_argument("--fault-kinds", default="500,503,429,drop",
+                        help=f"comma-separated, from {','.join(FAULT_KINDS)}")
+    parser.add_argument("--fault-times", type=int, default=1,
+                        help="first N requests of a faulty path fail")
+    parser.add_argument("--fault-retry-after", type=float, default=1.0)
+    parser.add_argument("--fault-match", default="", help="regex: only matching paths can fault")
+    parser.add_argument("--malformed-rate", type=float, default=0.0,
+                        help="fraction of product pages served without a UPC")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        config = FaultConfig(
+            latency_ms=args.latency_ms, latency_jitter_ms=args.latency_jitter_ms,
+            rate_limit=args.rate_limit, burst=args.burst, retry_after=args.retry_after,
+            fault_rate=args.fault_rate, fault_kinds=tuple(filter(None, args.fault_kinds.split(","))),
+            fault_times=args.fault_times, fault_retry_after=args.fault_retry_after,
+            fault_match=args.fault_match,
+            malformed_rate=args.malformed_rate, seed=args.seed,
+        )
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
+    catalog = Catalog(args.books, args.seed)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[str] = loop.create_future()
+        task = asyncio.ensure_future(serve(catalog, config, args.host, args.port, ready))
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        url = await ready
+        print(f"Books site ({catalog.n} books, seed {catalog.seed}) at {url}", flush=True)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""The local books site over HTTP: aiohttp's low-level server, routing by hand, faults on top.
+
+``/_stats`` (GET) reports request counts (``?paths=1`` adds per-path counts, ``?timeline=1`` status counts
+per second) and ``/_control`` (POST,
+JSON object of :class:`FaultConfig` fields) changes knobs at run time, e.g. halving capacity mid-run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+from collections import Counter
+from dataclasses import asdict
+
+from aiohttp import web
+
+from .catalog import Catalog
+from .faults import FaultConfig, FaultPlan, TokenBucket, retry_after_value
+from .render import listing_page, product_page
+
+logger = logging.getLogger(__name__)
+
+_PAGE = re.compile(r"(?:index|page-(\d+))\.html")
+_PRODUCT = re.compile(r"catalogue/([^/]+)_(\d+)/index\.html")
+_CATEGORY = re.compile(r"catalogue/category/books/([^/]+)_(\d+)/(index\.html|page-\d+\.html)")
+_ROBOTS = "User-agent: *\nDisallow:\n"
+_HTML = "text/html"  # like the real site: no charset in the header, the page's <meta> declares it
+
+
+class BooksSite:
+    """Maps a path to ``(status, body)`` for one catalogue. No HTTP, no faults."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._all = list(range(catalog.n))
+        self._categories = {(c.site_id, c.path): c for c in catalog.categories}
+
+    def render(self, path: str, malformed: bool = False) -> tuple[int, str]:
+        catalog = self.catalog
+        if path in ("", "index.html"):
+            return 200, listing_page(catalog, "index.html", "All products", self._all, 1,
+                                     "catalogue/page-{n}.html")
+        if path.startswith("catalogue/page-"):
+            page = _page_number(path[len("catalogue/"):])
+            if page and page <= catalog.pages:
+                return 200, listing_page(catalog, path, "All products", self._all, page, "page-{n}.html")
+        elif path.startswith("catalogue/category/books_1/"):
+            page = _page_number(path[len("catalogue/category/books_1/"):])
+            if page and page <= catalog.pages:
+                return 200, listing_page(catalog, path, "Books", self._all, page, "page-{n}.html")
+        elif path.startswith("catalogue/category/"):
+            match = _CATEGORY.fullmatch(path)
+            if match:
+                category = self._categories.get((int(match[2]), path.rsplit("/", 1)[0] + "/"))
+                page = _page_number(match[3])
+                if category and page:
+                    indices = catalog.books_in(category)
+                    if (page - 1) * 20 < max(1, len(indices)):
+                        return 200, listing_page(catalog, path, category.name, indices, page,
+                                                 "page-{n}.html")
+        elif path.startswith("catalogue/"):
+            match = _PRODUCT.fullmatch(path)
+            index = catalog.index_of_site_id(int(match[2])) if match else None
+            if index is not None:
+                book = catalog.book(index)
+                if book.path == path:
+                    return 200, product_page(book, malformed=malformed)
+        return 404, "<html><body><h1>404 Not Found</h1></body></html>"
+
+
+def _page_number(name: str) -> int | None:
+    match = _PAGE.fullmatch(name)
+    if not match:
+        return None
+    return int(match[1]) if match[1] else 1
+
+
+class FaultyServer:
+    """Serves a :class:`BooksSite` through the configured faults, counting every request."""
+
+    def __init__(self, site: BooksSite, config: FaultConfig) -> None:
+        self.site = site
+        self.requests: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()
+        self.timeline: dict[int, Counter[int]] = {}  # whole second (epoch) -> status counts
+        self.dropped = 0
+        self.configure(config)
+
+    def configure(self, config: FaultConfig) -> None:
+        self.config = config
+        self.plan = FaultPlan(config) if not hasattr(self, "plan") else FaultPlan(config, self.plan.attempts)
+        self.bucket = TokenBucket(config.rate_limit, config.burst) if config.rate_limit > 0 else None
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path.lstrip("/")
+        if path.startswith("_"):
+            return await self._meta(path, request)
+        self.requests[path] += 1
+        response = await self._respond(path, request)
+        self.statuses[response.status] += 1
+        self.timeline.setdefault(int(time.time()), Counter())[response.status] += 1
+        return response
+
+    async def _respond(self, path: str, request: web.BaseRequest) -> web.StreamResponse:
+        cfg = self.config
+        if self.bucket is not None:
+            wait = self.bucket.take()
+            if wait > 0:
+                return _rate_limited(wait, cfg.retry_after)
+        fault = self.plan.fault_for(path)
+        if fault == "drop":
+            self.dropped += 1
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # nothing is written: the client sees a dropped connection
+        if fault == "500":
+            return web.Response(status=500, text="Internal Server Error")
+        if fault == "503":
+            return web.Response(status=503, text="Service Unavailable")
+        if fault in ("429", "429-date"):
+            form = "date" if fault == "429-date" else "seconds"
+            return _rate_limited(cfg.fault_retry_after, form)
+        if cfg.latency_ms or cfg.latency_jitter_ms:
+            await asyncio.sleep((cfg.latency_ms + random.uniform(0, cfg.latency_jitter_ms)) / 1000)
+        if path == "robots.txt":
+            return web.Response(text=_ROBOTS, content_type="text/plain")
+        malformed = self.plan.is_malformed(path)
+        status, body = self.site.render(path, malformed=malformed)
+        return web.Response(status=status, body=body.encode(), content_type=_HTML)
+
+    async def _meta(self, path: str, request: web.BaseRequest) -> web.Response:
+        if path == "_stats":
+            stats: dict[str, object] = {
+                "requests": sum(self.requests.values()),
+                "statuses": {str(k): v for k, v in self.statuses.items()},
+                "dropped": self.dropped,
+                "config": asdict(self.config),
+            }
+            if request.query.get("paths"):
+                stats["paths"] = dict(self.requests)
+            if request.query.get("timeline"):
+                stats["timeline"] = {str(sec): {str(k): v for k, v in counts.items()}
+                                     for sec, counts in sorted(self.timeline.items())}
+            return web.json_response(stats)
+        if path == "_control" and request.method == "POST":
+            try:
+                self.configure(self.config.updated(await request.json()))
+            except (ValueError, TypeError) as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+            return web.json_response(asdict(self.config))
+        if path == "_reset" and request.method == "POST":
+            self.requests.clear()
+            self.statuses.clear()
+            self.timeline.clear()
+            self.dropped = 0
+            self.plan.attempts.clear()
+            return web.json_response({"ok": True})
+        return web.json_response({"error": "not found"}, status=404)
+
+
+def _rate_limited(wait: float, form: str) -> web.Response:
+    headers = {}
+    value = retry_after_value(wait, form)
+    if value is not None:
+        headers["Retry-After"] = value
+    return web.Response(status=429, text="Too Many Requests", headers=headers)
+
+
+async def serve(catalog: Catalog, config: FaultConfig, host: str = "127.0.0.1", port: int = 0,
+                ready: asyncio.Future[str] | None = None) -> None:
+    """Serve until cancelled. ``ready`` (if given) receives the base URL once listening."""
+    server = FaultyServer(BooksSite(catalog), config)
+    low_level = web.Server(server.handle, access_log=None)
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(low_level, host, port, backlog=2048)
+    bound = listener.sockets[0].getsockname()[1]
+    url = f"http://{host}:{bound}/"
+    if ready is not None:
+        ready.set_result(url)
+    async with listener:
+        await listener.serve_forever()

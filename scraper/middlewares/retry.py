@@ -1,0 +1,219 @@
+"""Downloader middleware: retries with exponential backoff, jitter and ``Retry-After``, holding no slot.
+
+Replaces Scrapy's ``RetryMiddleware`` (which retries at once). A retry is a copy of the request made by
+Scrapy's own ``get_retry_request`` (counting, priority, give-up logging) with ``meta["delay_until"]``
+set; :class:`scraper.scheduler.DelayingScheduler` keeps it out of the downloader until then.
+
+Two budgets, so a polite server saying "come back in 1 s" does not use up the error budget:
+
+- rate limits — ``RETRY_RATELIMIT_HTTP_CODES`` (429) and 503 *with* ``Retry-After``:
+  ``RETRY_RATELIMIT_TIMES`` retries; the delay is ``Retry-After`` (clamped to ``RETRY_AFTER_MAX``) or
+  the site's backoff; a burst of these from one site is one backoff event (:class:`SiteBackoff`);
+- errors — other ``RETRY_HTTP_CODES`` and ``RETRY_EXCEPTIONS``: ``RETRY_TIMES`` retries, delay
+  ``min(RETRY_BACKOFF_MAX, RETRY_BACKOFF_BASE * 2**n)`` with ``RETRY_BACKOFF_JITTER``.
+
+Per-request ``meta``: ``dont_retry``, ``max_retry_times`` (error budget), ``max_ratelimit_retry_times``,
+``retry_backoff_base``, ``retry_backoff_max``, ``retry_backoff_jitter``.
+
+A request that runs out of retries is dead-lettered (URL, method, reason, attempts, last status,
+first/last attempt times) and, for an HTTP status, its last response is passed on as Scrapy does.
+Stats (besides Scrapy's ``retry/count``, ``retry/reason_count/<reason>``, ``retry/max_reached``):
+``retry/delayed``, ``retry/retry_after_honoured``, ``retry/backoff_events``,
+``retry/budget/ratelimit``, ``retry/budget/error``, ``retry/held_by_backoff`` (new requests for a site
+in a backoff window, sent back to wait it out); the scheduler keeps ``retry/pending``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.exceptions import NotConfigured
+from scrapy.http import Response
+from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.asyncio import sleep
+from scrapy.utils.misc import load_object
+
+from scraper import signals as our_signals
+from scraper.backoff import JITTERS, BackoffPolicy, SiteBackoff, is_rate_limit, parse_retry_after
+from scraper.config import InvalidSetting, get_bool, get_choice, get_float, get_int, get_status_codes
+from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER, DelayedRequestsMixin, send_back, via_scheduler
+
+logger = logging.getLogger(__name__)
+
+FIRST_ATTEMPT_KEY = "retry_first_attempt_at"
+SCRAPY_RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]  # Scrapy's RETRY_HTTP_CODES default
+RATELIMIT_TIMES_KEY = "retry_ratelimit_times"
+
+
+def site_of(request: Request) -> str:
+    """The site a request's politeness is accounted to: its download slot, else its host."""
+    return request.meta.get("download_slot") or urlparse_cached(request).hostname or ""
+
+
+class BackoffRetryMiddleware:
+    def __init__(self, crawler: Crawler, *, error_codes: frozenset[int], ratelimit_codes: frozenset[int],
+                 exceptions: tuple[type[BaseException], ...], error_times: int, ratelimit_times: int,
+                 policy: BackoffPolicy, retry_after_max: float, rng: random.Random | None = None) -> None:
+        self.crawler = crawler
+        self.error_codes = error_codes
+        self.ratelimit_codes = ratelimit_codes
+        self.exceptions = exceptions
+        self.error_times = error_times
+        self.ratelimit_times = ratelimit_times
+        self.policy = policy
+        self.retry_after_max = retry_after_max
+        self.rng = rng or random.Random()
+        self.sites = SiteBackoff(policy, rng=self.rng)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> BackoffRetryMiddleware:
+        settings = crawler.settings
+        if not get_bool(settings, "RETRY_ENABLED", True):
+            raise NotConfigured("RETRY_ENABLED is False")
+        scheduler = load_object(settings["SCHEDULER"])
+        if not (isinstance(scheduler, type) and issubclass(scheduler, DelayedRequestsMixin)):
+            raise InvalidSetting("SCHEDULER", settings["SCHEDULER"],
+                                 "scraper.scheduler.DelayingScheduler (or another scheduler with "
+                                 "DelayedRequestsMixin): delayed retries must not wait in the downloader")
+        base = get_float(settings, "RETRY_BACKOFF_BASE", 0.5, minimum=0.001)
+        cap = get_float(settings, "RETRY_BACKOFF_MAX", 60.0, minimum=base)
+        return cls(
+            crawler,
+            error_codes=get_status_codes(settings, "RETRY_HTTP_CODES", SCRAPY_RETRY_HTTP_CODES),
+            ratelimit_codes=get_status_codes(settings, "RETRY_RATELIMIT_HTTP_CODES", [429]),
+            exceptions=_exceptions(settings),
+            error_times=get_int(settings, "RETRY_TIMES", 2, minimum=0),
+            ratelimit_times=get_int(settings, "RETRY_RATELIMIT_TIMES", 8, minimum=0),
+            policy=BackoffPolicy(base, cap, get_choice(settings, "RETRY_BACKOFF_JITTER", "full", JITTERS)),
+            retry_after_max=get_float(settings, "RETRY_AFTER_MAX", 300.0, minimum=0),
+        )
+
+    def process_request(self, request: Request) -> Request | None:
+        request.meta.setdefault(FIRST_ATTEMPT_KEY, time.time())
+        if not via_scheduler(request):
+            return None  # a direct engine.download(): it has no scheduler to wait in
+        wait = self.sites.remaining(site_of(request))
+        if wait is None:
+            return None
+        # The site is in a backoff window it asked for: back to the scheduler until it ends.
+        self._stats("retry/held_by_backoff")
+        return send_back(request, time.time() + wait)
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
+        return await self._waited(request, self._on_response(request, response))
+
+    async def process_exception(self, request: Request, exception: Exception) -> Request | None:
+        return await self._waited(request, self._on_exception(request, exception))
+
+    async def _waited(self, request: Request, result: Any) -> Any:
+        """A retry of a request that did not come from the scheduler waits here (holding its place:
+        there is nowhere else to wait); a scheduled one waits in the scheduler."""
+        if not request.meta.pop(VIA_SCHEDULER, False) and isinstance(result, Request):
+            due = result.meta.pop(DELAY_KEY, None)
+            if due is not None:
+                await sleep(max(0.0, due - time.time()))
+        return result
+
+    def _on_response(self, request: Request, response: Response) -> Request | Response:
+        if request.meta.get("dont_retry"):
+            return response
+        status = response.status
+        retry_after = response.headers.get(b"Retry-After")
+        if is_rate_limit(status, retry_after, self.ratelimit_codes):
+            return self._retry_ratelimited(request, response, retry_after) or response
+        if status in self.error_codes:
+            return self._retry_error(request, f"{status}", status) or response
+        if 200 <= status < 400:
+            self.sites.succeeded(site_of(request))
+        return response
+
+    def _on_exception(self, request: Request, exception: Exception) -> Request | None:
+        if request.meta.get("dont_retry") or not isinstance(exception, self.exceptions):
+            return None
+        return self._retry_error(request, exception, None)
+
+    def _retry_error(self, request: Request, reason: str | Exception, status: int | None) -> Request | None:
+        retried = get_retry_request(request, spider=self.crawler.spider, reason=reason,
+                                    max_retry_times=request.meta.get("max_retry_times", self.error_times))
+        if retried is None:
+            self._give_up(request, reason, status, budget="error")
+            return None
+        attempt = retried.meta["retry_times"] - 1
+        delay = self._policy_for(request).delay(attempt, self.rng, request.meta.get("retry_delay"))
+        self._stats("retry/budget/error")
+        return self._delayed(retried, delay)
+
+    def _retry_ratelimited(self, request: Request, response: Response,
+                           header: bytes | None) -> Request | None:
+        reason = f"{response.status}"
+        # Count against the rate-limit budget with Scrapy's helper, keeping the error count intact.
+        probe = request.replace(meta={**request.meta, "retry_times": request.meta.get(RATELIMIT_TIMES_KEY, 0)})
+        limit = request.meta.get("max_ratelimit_retry_times", self.ratelimit_times)
+        retried = get_retry_request(probe, spider=self.crawler.spider, reason=reason, max_retry_times=limit)
+        if retried is None:
+            self._give_up(request, reason, response.status, budget="ratelimit")
+            return None
+        retried.meta[RATELIMIT_TIMES_KEY] = retried.meta["retry_times"]
+        retried.meta["retry_times"] = request.meta.get("retry_times", 0)
+        retry_after = parse_retry_after(header, time.time())
+        if retry_after is not None:
+            retry_after = min(retry_after, self.retry_after_max)
+            self._stats("retry/retry_after_honoured")
+        delay, new_event = self.sites.rate_limited(site_of(request), retry_after, self._policy_for(request))
+        if new_event:
+            self._stats("retry/backoff_events")
+            self.crawler.signals.send_catch_log(our_signals.site_backoff, site=site_of(request),
+                                                delay=delay, status=response.status)
+        self._stats("retry/budget/ratelimit")
+        return self._delayed(retried, delay)
+
+    def _delayed(self, request: Request, delay: float) -> Request:
+        request.meta["retry_delay"] = delay
+        if delay > 0:
+            request.meta[DELAY_KEY] = time.time() + delay
+            self._stats("retry/delayed")
+        return request
+
+    def _policy_for(self, request: Request) -> BackoffPolicy:
+        meta = request.meta
+        if not any(k in meta for k in ("retry_backoff_base", "retry_backoff_max", "retry_backoff_jitter")):
+            return self.policy
+        base = float(meta.get("retry_backoff_base", self.policy.base))
+        return BackoffPolicy(base, max(base, float(meta.get("retry_backoff_max", self.policy.cap))),
+                             meta.get("retry_backoff_jitter", self.policy.jitter))
+
+    def _give_up(self, request: Request, reason: str | Exception, status: int | None, budget: str) -> None:
+        attempts = 1 + request.meta.get("retry_times", 0) + request.meta.get(RATELIMIT_TIMES_KEY, 0)
+        first = request.meta.get(FIRST_ATTEMPT_KEY, time.time())
+        self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
+            "kind": "request", "reason": "retry_exhausted", "budget": budget,
+            "error": reason if isinstance(reason, str) else f"{type(reason).__name__}: {reason}",
+            "url": request.url, "method": request.method, "attempts": attempts, "last_status": status,
+            "first_attempt_at": datetime.fromtimestamp(first, timezone.utc).isoformat(),
+            "last_attempt_at": datetime.now(timezone.utc).isoformat(),
+        })
+
+    def _stats(self, key: str) -> None:
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.inc_value(key)
+
+
+def _exceptions(settings: Any) -> tuple[type[BaseException], ...]:
+    loaded = []
+    for entry in settings.getlist("RETRY_EXCEPTIONS"):
+        try:
+            exc = load_object(entry) if isinstance(entry, str) else entry
+        except (ImportError, AttributeError, ValueError, NameError):
+            raise InvalidSetting("RETRY_EXCEPTIONS", entry, "importable exception classes") from None
+        if not (isinstance(exc, type) and issubclass(exc, BaseException)):
+            raise InvalidSetting("RETRY_EXCEPTIONS", entry, "exception classes")
+        loaded.append(exc)
+    return tuple(loaded)

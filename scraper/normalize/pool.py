@@ -1,0 +1,257 @@
+"""Batched, bounded normalisation in a process pool, driven from an asyncio event loop. No Scrapy.
+
+Measure → decide → act is not needed here; the shape is: callers ``await submit(func, record)``; a
+dispatcher task gathers records into batches (``batch_size`` or ``max_wait``, whichever comes first)
+and sends each batch to a worker; at most ``max_pending`` batches are in flight, and the pending
+queue holds at most one batch, so a fast producer waits instead of piling records up in memory.
+
+Failure handling, per record: a record whose function raises comes back as a failed
+:class:`Outcome` (its batch-mates are unaffected). A worker crash (``BrokenProcessPool``) restarts the
+pool and re-runs the batch's records one at a time, so a record that kills its worker takes only
+itself down; a record that crashes a fresh worker :data:`CRASH_ATTEMPTS` times fails.
+
+Workers ignore SIGINT and SIGTERM: a Ctrl-C sent to the whole process group would otherwise raise
+``KeyboardInterrupt`` in them, surface through the futures and hang the crawl. The parent owns
+shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import multiprocessing
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+CRASH_ATTEMPTS = 2  # a record alone in a fresh worker that crashes it this many times fails
+MP_CONTEXTS = ("forkserver", "spawn")  # never a bare fork of the multi-threaded reactor process
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one record: ``value`` (the function's result) or ``error`` + ``traceback``."""
+
+    value: dict[str, Any] | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class PoolStats:
+    items: int = 0
+    batches: int = 0
+    errors: int = 0
+    restarts: int = 0
+    queue_wait_total: float = 0.0
+    queue_wait_max: float = 0.0
+
+
+@lru_cache(maxsize=None)
+def load_function(path: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_one(path: str, record: dict[str, Any]) -> Outcome:
+    try:
+        return Outcome(value=load_function(path)(record))
+    except Exception as exc:  # one bad record must not sink its batch
+        summary = "".join(traceback.format_exception(exc, limit=-3)).strip()
+        return Outcome(error=f"{type(exc).__name__}: {exc}", traceback=summary[-2000:])
+
+
+def run_batch(batch: list[tuple[str, dict[str, Any]]]) -> list[Outcome]:
+    """Worker entry point: one outcome per ``(function path, record)``."""
+    return [run_one(path, record) for path, record in batch]
+
+
+def ignore_signals() -> None:
+    """Pool initializer: workers leave SIGINT/SIGTERM to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+@dataclass
+class _Entry:
+    path: str
+    record: dict[str, Any]
+    future: asyncio.Future[Outcome]
+    submitted: float = field(default_factory=time.monotonic)
+
+
+class BatchNormalizer:
+    """Runs ``function(record)`` for submitted records in ``workers`` processes (0 = inline)."""
+
+    def __init__(self, *, workers: int, batch_size: int = 50, max_wait: float = 0.05,
+                 max_pending: int = 4, mp_context: str = "forkserver") -> None:
+        if mp_context not in MP_CONTEXTS:
+            raise ValueError(f"mp_context must be one of {MP_CONTEXTS}")
+        self.workers = workers
+        self.batch_size = batch_size
+        self.max_wait = max_wait
+        self.max_pending = max_pending
+        self.mp_context = mp_context
+        self.stats = PoolStats()
+        self._pool: ProcessPoolExecutor | None = None
+        self._queue: asyncio.Queue[_Entry] | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._recovery: asyncio.Lock | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._draining = asyncio.Event()
+
+    def start(self) -> None:
+        """Start the pool now (fail fast), and the dispatcher on the running loop."""
+        if self.workers == 0 or self._dispatcher is not None:
+            return
+        self._pool = self._new_pool()
+        self._queue = asyncio.Queue(maxsize=self.batch_size)
+        self._slots = asyncio.Semaphore(self.max_pending)
+        self._recovery = asyncio.Lock()
+        self._dispatcher = asyncio.ensure_future(self._dispatch_loop())
+
+    async def submit(self, path: str, record: dict[str, Any]) -> Outcome:
+        self.stats.items += 1
+        if self.workers == 0:  # inline: blocks the loop by design (debugging, baselines)
+            outcome = run_one(path, record)
+            self.stats.errors += not outcome.ok
+            return outcome
+        self.start()
+        assert self._queue is not None
+        entry = _Entry(path, record, asyncio.get_running_loop().create_future())
+        await self._queue.put(entry)  # waits while a whole batch is already pending: backpressure
+        return await entry.future
+
+    async def drain(self) -> None:
+        """Return once every submitted record has its outcome (no waiting for batches to fill)."""
+        if self._queue is None:
+            return
+        self._draining.set()
+        try:
+            await self._queue.join()
+        finally:
+            self._draining.clear()
+
+    async def close(self) -> None:
+        await self.drain()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
+            self._dispatcher = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context(self.mp_context)
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=ignore_signals)
+
+    async def _dispatch_loop(self) -> None:
+        assert self._queue is not None and self._slots is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self.max_wait
+            while len(batch) < self.batch_size:
+                if not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0 or self._draining.is_set():
+                    break
+                entry = await self._next_or_wake(remaining)
+                if entry is None:
+                    break
+                batch.append(entry)
+            await self._slots.acquire()  # at most max_pending batches in the pool
+            task = asyncio.ensure_future(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _next_or_wake(self, timeout: float) -> _Entry | None:
+        """The next queued record, or None on timeout or when a drain starts."""
+        assert self._queue is not None
+        getter = asyncio.ensure_future(self._queue.get())
+        waker = asyncio.ensure_future(self._draining.wait())
+        await asyncio.wait((getter, waker), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        waker.cancel()
+        if getter.cancel():  # still waiting: nothing taken (Queue.get leaves the item queued)
+            return None
+        return getter.result()
+
+    async def _run(self, batch: list[_Entry]) -> None:
+        assert self._queue is not None and self._slots is not None
+        now = time.monotonic()
+        for entry in batch:
+            wait = now - entry.submitted
+            self.stats.queue_wait_total += wait
+            self.stats.queue_wait_max = max(self.stats.queue_wait_max, wait)
+        self.stats.batches += 1
+        try:
+            work = [(e.path, e.record) for e in batch]
+            try:
+                outcomes = await self._in_pool(work)
+            except BrokenProcessPool:
+                outcomes = await self._recover(work)
+            for entry, outcome in zip(batch, outcomes, strict=True):
+                self.stats.errors += not outcome.ok
+                if not entry.future.done():
+                    entry.future.set_result(outcome)
+        except BaseException as exc:  # never leave a caller waiting forever
+            for entry in batch:
+                if not entry.future.done():
+                    entry.future.set_result(Outcome(error=f"{type(exc).__name__}: {exc}"))
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._slots.release()
+            for _ in batch:
+                self._queue.task_done()
+
+    async def _in_pool(self, work: list[tuple[str, dict[str, Any]]]) -> list[Outcome]:
+        pool = self._pool
+        assert pool is not None
+        try:
+            return await asyncio.wrap_future(pool.submit(run_batch, work))
+        except BrokenProcessPool:
+            self._restart(pool)
+            raise
+
+    def _restart(self, broken: ProcessPoolExecutor) -> None:
+        if self._pool is not broken:  # another batch already replaced it
+            return
+        logger.warning("Normalisation worker crashed; restarting the process pool")
+        self.stats.restarts += 1
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
+
+    async def _recover(self, work: list[tuple[str, dict[str, Any]]]) -> list[Outcome]:
+        """Re-run a crashed batch one record at a time, so only a record that crashes fails."""
+        assert self._recovery is not None
+        outcomes = []
+        async with self._recovery:
+            for item in work:
+                for _ in range(CRASH_ATTEMPTS):
+                    try:
+                        outcomes.append((await self._in_pool([item]))[0])
+                        break
+                    except BrokenProcessPool:
+                        continue
+                else:
+                    outcomes.append(Outcome(error="BrokenProcessPool: the record crashed its worker "
+                                                  f"{CRASH_ATTEMPTS} times"))
+        return outcomes

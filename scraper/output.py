@@ -1,0 +1,63 @@
+"""Where a crawl's files go: the dataset URI template, filled once per crawl, and side files.
+
+Every component that writes beside the dataset (dead letters, manifests, raw responses) derives its
+location here, from ``PARQUET_URI``, with one crawl start time, so ``%(time)s`` names one directory.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from scrapy.crawler import Crawler
+
+DEFAULT_PARQUET_URI = "data/%(name)s/%(time)s/"
+_START_TIME_ATTR = "_scraper_start_time"
+
+
+def crawl_time(crawler: Crawler) -> datetime:
+    """The crawl's start time (UTC), the same for every caller."""
+    when = getattr(crawler, _START_TIME_ATTR, None)
+    if when is None:
+        when = datetime.now(timezone.utc)
+        setattr(crawler, _START_TIME_ATTR, when)
+    return when
+
+
+def item_type_name(item_cls: type) -> str:
+    """``BookItem`` → ``book``; ``QuoteAPIItem`` → ``quote_api``."""
+    name = item_cls.__name__.removesuffix("Item") or item_cls.__name__
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def format_uri(template: str, spider: Any, start_time: datetime, item: str) -> str:
+    """Fill ``template`` like Scrapy fills feed URIs (spider attributes, ``time``) plus ``item``."""
+    params = {k: getattr(spider, k, None) for k in dir(spider) if not k.startswith("__")}
+    params["time"] = start_time.replace(microsecond=0).isoformat().replace("+00:00", "").replace(":", "-")
+    params["item"] = item
+    return template % params
+
+
+def parquet_template(crawler: Crawler) -> str:
+    return (crawler.settings.get("PARQUET_URI", DEFAULT_PARQUET_URI) or "").strip()
+
+
+def sidecar_uri(crawler: Crawler, name: str) -> str:
+    """A location beside the dataset(s) for ``name`` (e.g. ``_deadletter``): inside the dataset
+    directory, or next to the per-item directories when ``PARQUET_URI`` has ``%(item)s``. Names
+    starting with ``_`` are skipped by Parquet dataset readers."""
+    template = parquet_template(crawler) or DEFAULT_PARQUET_URI
+    start = crawl_time(crawler)
+    if "%(item)s" in template:
+        return format_uri(template, crawler.spider, start, name)
+    return join_uri(format_uri(template, crawler.spider, start, ""), name)
+
+
+def join_uri(base: str, name: str) -> str:
+    """``base``/``name``, keeping a URI's query string (``s3://b/p?endpoint_override=…``) at the end."""
+    if "://" not in base:
+        return base.rstrip("/") + "/" + name
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + name))

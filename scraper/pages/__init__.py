@@ -1,0 +1,1 @@
+"""Page objects: parsing that knows HTML, not Scrapy. Spiders only crawl."""

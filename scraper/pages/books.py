@@ -1,0 +1,139 @@
+"""Page objects for books.toscrape.com-style sites: pure functions over HTML text, no Scrapy.
+
+``parse_listing`` finds product links and the next listing page; ``parse_book`` builds a
+:class:`~scraper.items.BookItem` from a product page or raises :class:`PageParseError` naming the
+field it could not read.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urljoin
+
+from parsel import Selector
+
+from scraper.items import BookItem
+from scraper.pages.errors import PageParseError
+
+RATINGS = {"One": 1, "Two": 2, "Three": 3, "Four": 4, "Five": 5}
+CURRENCIES = {"£": "GBP", "$": "USD", "€": "EUR", "¥": "JPY", "₹": "INR", "CHF": "CHF"}
+_MONEY = re.compile(r"^\s*(?:Â)?(?P<symbol>[^\d\s.,-]+)\s*(?P<amount>\d[\d,]*(?:\.\d+)?)\s*$")
+_AVAILABLE = re.compile(r"\((\d+) available\)")
+_MORE = "...more"
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a listing page links to: absolute product URLs and the next page (or None)."""
+
+    product_urls: list[str]
+    next_url: str | None
+
+
+def parse_listing(html: str, url: str) -> Listing:
+    sel = Selector(text=html)
+    products = [urljoin(url, href) for href in sel.css("article.product_pod h3 a::attr(href)").getall()]
+    next_href = sel.css("ul.pager li.next a::attr(href)").get()
+    return Listing(products, urljoin(url, next_href) if next_href else None)
+
+
+def parse_book(html: str, url: str, scraped_at: datetime) -> BookItem:
+    sel = Selector(text=html)
+    main = sel.css("div.product_main")
+    table = {
+        clean(row.css("th::text").get()): clean(row.css("td::text").get())
+        for row in sel.css("table.table-striped tr")
+    }
+
+    def row(name: str, field: str) -> str:
+        value = table.get(name)
+        if not value:
+            raise PageParseError(url, field, f'no "{name}" row in the product table')
+        return value
+
+    title = clean(main.css("h1::text").get())
+    if not title:
+        raise PageParseError(url, "title", "no <h1> in div.product_main")
+    price_excl, currency = parse_money(row("Price (excl. tax)", "price_excl_tax"), url, "price_excl_tax")
+    price_incl, _ = parse_money(row("Price (incl. tax)", "price_incl_tax"), url, "price_incl_tax")
+    tax, _ = parse_money(row("Tax", "tax"), url, "tax")
+    availability_text = table.get("Availability") or clean(" ".join(main.css("p.availability::text").getall()))
+    availability, in_stock = parse_availability(availability_text, url)
+    image = sel.css("#product_gallery img::attr(src)").get()
+    if not image:
+        raise PageParseError(url, "image_url", "no image in #product_gallery")
+    crumbs = sel.css("ul.breadcrumb li a::text").getall()
+    if len(crumbs) < 3:
+        raise PageParseError(url, "category", "breadcrumb has no category")
+    return BookItem(
+        url=url,
+        upc=row("UPC", "upc"),
+        title=title,
+        category=clean(crumbs[-1]),
+        product_type=row("Product Type", "product_type"),
+        price_excl_tax=price_excl,
+        price_incl_tax=price_incl,
+        tax=tax,
+        currency=currency,
+        availability=availability,
+        in_stock=in_stock,
+        rating=parse_rating(main.css("p.star-rating::attr(class)").get(), url),
+        num_reviews=parse_int(row("Number of reviews", "num_reviews"), url, "num_reviews"),
+        description=parse_description(sel),
+        image_url=urljoin(url, image),
+        scraped_at=scraped_at,
+    )
+
+
+def clean(text: str | None) -> str:
+    """Collapse every run of (Unicode) whitespace to one space and strip the ends."""
+    return " ".join(text.split()) if text else ""
+
+
+def parse_money(text: str, url: str, field: str) -> tuple[Decimal, str]:
+    """``"£51.77"`` → ``(Decimal("51.77"), "GBP")``. Exact: never goes through float."""
+    match = _MONEY.match(text)
+    if not match:
+        raise PageParseError(url, field, f"not a price: {text!r}")
+    currency = CURRENCIES.get(match["symbol"])
+    if currency is None:
+        raise PageParseError(url, "currency", f"unknown currency symbol {match['symbol']!r}")
+    try:
+        return Decimal(match["amount"].replace(",", "")), currency
+    except InvalidOperation:
+        raise PageParseError(url, field, f"not a price: {text!r}") from None
+
+
+def parse_availability(text: str, url: str) -> tuple[int, bool]:
+    """``"In stock (22 available)"`` → ``(22, True)``; ``"Out of stock"`` → ``(0, False)``."""
+    if text.startswith("Out of stock"):
+        return 0, False
+    match = _AVAILABLE.search(text)
+    if text.startswith("In stock") and match:
+        return int(match[1]), True
+    raise PageParseError(url, "availability", f"unrecognised availability {text!r}")
+
+
+def parse_rating(css_class: str | None, url: str) -> int:
+    for word in (css_class or "").split():
+        if word in RATINGS:
+            return RATINGS[word]
+    raise PageParseError(url, "rating", f"no star-rating word in class {css_class!r}")
+
+
+def parse_int(text: str, url: str, field: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise PageParseError(url, field, f"not an integer: {text!r}") from None
+
+
+def parse_description(sel: Selector) -> str:
+    """The paragraph after ``#product_description``, whitespace collapsed, "...more" tail removed."""
+    text = clean(" ".join(sel.css("#product_description + p::text").getall()))
+    if text.endswith(_MORE):
+        text = text[: -len(_MORE)].rstrip()
+    return text

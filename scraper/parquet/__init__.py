@@ -1,0 +1,1 @@
+"""Typed, streaming Parquet datasets: schemas from item declarations, atomic part files."""

@@ -1,0 +1,177 @@
+"""Streaming Parquet output: one dataset (a directory of part files) on any pyarrow filesystem.
+
+Rows are validated as they arrive (:func:`~scraper.parquet.schema.row_validator`), buffered per
+column and written one row group at a time, so memory does not grow with the crawl. A part is written
+under a hidden temporary name (readers skip names starting with ``.``) and renamed into place when it
+is closed — when it reaches ``part_max_rows`` / ``part_max_bytes``, or at the end — so a reader never
+sees a truncated part, even after ``kill -9``. :meth:`DatasetWriter.finish` adds ``_manifest.json``
+(and ``_SUCCESS`` for a complete crawl) so readers can tell a complete dataset from a partial one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from scraper.parquet.schema import columns_to_table, row_validator
+from scraper.secrets import mask_url, redact
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "_manifest.json"
+SUCCESS = "_SUCCESS"
+
+
+def resolve_uri(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A filesystem and path for ``uri``: a local path (relative ones from the cwd) or any URI
+    pyarrow understands (``file://``, ``s3://``, ...)."""
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), os.path.abspath(uri)
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except (pa.ArrowException, ValueError) as exc:
+        raise ValueError(f"cannot open {mask_url(uri)}: {redact(str(exc), uri)}") from None
+
+
+class RowBuffer:
+    """Validated rows of one schema, held as columns until they become a table."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self._validate = row_validator(schema)
+        self._columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+        self.rows = 0
+
+    def append(self, values: Iterable[Any]) -> None:
+        row = list(values)
+        self._validate(row)  # raises SchemaError naming the field; nothing is buffered then
+        for column, value in zip(self._columns.values(), row):
+            column.append(value)
+        self.rows += 1
+
+    def take(self) -> dict[str, list[Any]]:
+        """The buffered columns, leaving the buffer empty (cheap: no conversion)."""
+        columns = self._columns
+        self._columns = {name: [] for name in self.schema.names}
+        self.rows = 0
+        return columns
+
+    def to_table(self, columns: dict[str, list[Any]]) -> pa.Table:
+        return columns_to_table(columns, self.schema)
+
+
+@dataclass
+class PartInfo:
+    path: str
+    rows: int
+    bytes: int
+
+
+class DatasetWriter:
+    """Writes rows of one schema to ``directory`` as rotating, atomically renamed parts.
+
+    ``append`` validates and buffers; when it returns True a row group is due: pass ``take()`` to
+    ``write`` (which may run in another thread, one at a time, in order).
+    """
+
+    def __init__(self, fs: pafs.FileSystem, directory: str, schema: pa.Schema, *,
+                 row_group_size: int = 10_000, compression: str = "zstd",
+                 part_max_rows: int = 1_000_000, part_max_bytes: int = 256 * 2**20) -> None:
+        self.fs = fs
+        self.directory = directory.rstrip("/")
+        self.schema = schema
+        self.buffer = RowBuffer(schema)
+        self.row_group_size = min(row_group_size, part_max_rows)
+        self.compression = compression
+        self.part_max_rows = part_max_rows
+        self.part_max_bytes = part_max_bytes
+        self.token = uuid.uuid4().hex[:12]  # concurrent writers to one directory never collide
+        self.parts: list[PartInfo] = []
+        self.row_groups = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._sink: pa.NativeFile | None = None
+        self._part_rows = 0
+        self._temp_path = ""
+        fs.create_dir(self.directory, recursive=True)
+
+    @property
+    def rows_written(self) -> int:
+        return sum(p.rows for p in self.parts) + self._part_rows
+
+    def append(self, values: Iterable[Any]) -> bool:
+        self.buffer.append(values)
+        return self.buffer.rows >= self.row_group_size
+
+    def take(self) -> dict[str, list[Any]]:
+        return self.buffer.take()
+
+    def write(self, columns: dict[str, list[Any]]) -> None:
+        """Write rows as row group(s) (converting them to Arrow here), splitting them at part
+        boundaries so no part exceeds ``part_max_rows``."""
+        table = self.buffer.to_table(columns)
+        while table.num_rows:
+            if self._writer is None:
+                self._open_part()
+            assert self._writer is not None and self._sink is not None
+            chunk = table.slice(0, self.part_max_rows - self._part_rows)
+            table = table.slice(chunk.num_rows)
+            self._writer.write_table(chunk, row_group_size=chunk.num_rows)
+            self._part_rows += chunk.num_rows
+            self.row_groups += 1
+            if self._part_rows >= self.part_max_rows or self._sink.tell() >= self.part_max_bytes:
+                self._close_part()
+
+    def close(self) -> list[PartInfo]:
+        """Write what is buffered and close the open part. Idempotent."""
+        self.write(self.take())
+        self._close_part()
+        return self.parts
+
+    def finish(self, complete: bool, extra: Mapping[str, Any]) -> None:
+        """Write ``_manifest.json`` (and ``_SUCCESS`` when ``complete``) after :meth:`close`."""
+        manifest = {
+            "complete": complete,
+            "writer": self.token,
+            "rows": self.rows_written,
+            "parts": [{**asdict(p), "path": p.path.rsplit("/", 1)[-1]} for p in self.parts],
+            "schema": [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in self.schema],
+            **extra,
+        }
+        self._write_atomically(f"{self.directory}/{MANIFEST}",
+                               json.dumps(manifest, indent=2, default=str).encode())
+        if complete:
+            self._write_atomically(f"{self.directory}/{SUCCESS}", b"")
+
+    def _open_part(self) -> None:
+        name = f"part-{self.token}-{len(self.parts):05d}.parquet"
+        self._temp_path = f"{self.directory}/.{name}.inprogress"
+        self._sink = self.fs.open_output_stream(self._temp_path)
+        self._writer = pq.ParquetWriter(self._sink, self.schema, compression=self.compression)
+
+    def _close_part(self) -> None:
+        if self._writer is None:
+            return
+        assert self._sink is not None
+        self._writer.close()
+        size = self._sink.tell()
+        self._sink.close()
+        final = f"{self.directory}/part-{self.token}-{len(self.parts):05d}.parquet"
+        self.fs.move(self._temp_path, final)
+        self.parts.append(PartInfo(final, self._part_rows, size))
+        self._writer, self._sink, self._part_rows = None, None, 0
+
+    def _write_atomically(self, path: str, data: bytes) -> None:
+        directory, _, name = path.rpartition("/")
+        temp = f"{directory}/.{name}.inprogress"
+        with self.fs.open_output_stream(temp) as stream:
+            stream.write(data)
+        self.fs.move(temp, path)

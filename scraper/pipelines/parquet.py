@@ -1,0 +1,171 @@
+"""Item pipeline writing each item type to a typed, streaming, crash-safe Parquet dataset.
+
+Settings (read once, validated at start-up):
+
+``PARQUET_URI``  dataset directory (local path, ``file://``, ``s3://``… — any pyarrow filesystem URI);
+    placeholders as in Scrapy feed URIs: ``%(name)s``, ``%(time)s``, any spider attribute
+    (``%(_job)s`` under Scrapyd), plus ``%(item)s`` (item type, e.g. ``book``), required when a
+    spider yields several item types. Empty disables the pipeline.
+``PARQUET_ROW_GROUP_SIZE``  rows buffered per row group (the memory bound).
+``PARQUET_COMPRESSION``  zstd, snappy, gzip, brotli, lz4 or none.
+``PARQUET_PART_MAX_ROWS`` / ``PARQUET_PART_MAX_BYTES``  rotate to a new part file beyond these.
+
+Row groups are converted and written by one background thread, in order, so the reactor only
+validates and buffers. An item that does not fit its schema is refused at once: logged as an
+ERROR naming the field, dead-lettered, and the crawl is closed (reason ``parquet_schema_error``) —
+a spider emitting the wrong types is a bug to fix, not rows to lose quietly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow.fs as pafs
+from itemadapter import ItemAdapter
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DropItem, NotConfigured
+
+from scraper import signals as our_signals
+from scraper.config import InvalidSetting, get_choice, get_int
+from scraper.output import crawl_time, format_uri, item_type_name, parquet_template
+from scraper.parquet.dataset import DatasetWriter, resolve_uri
+from scraper.parquet.schema import SchemaError, arrow_schema
+from scraper.secrets import mask_url
+
+logger = logging.getLogger(__name__)
+
+COMPRESSIONS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
+DEFAULT_ROW_GROUP_SIZE = 10_000
+DEFAULT_COMPRESSION = "zstd"
+DEFAULT_PART_MAX_ROWS = 1_000_000
+DEFAULT_PART_MAX_BYTES = 256 * 2**20
+
+
+class ParquetPipeline:
+    def __init__(self, crawler: Crawler, uri: str, *, row_group_size: int, compression: str,
+                 part_max_rows: int, part_max_bytes: int) -> None:
+        self.crawler = crawler
+        self.uri = uri
+        self.writer_options = dict(row_group_size=row_group_size, compression=compression,
+                                   part_max_rows=part_max_rows, part_max_bytes=part_max_bytes)
+        self.writers: dict[type, DatasetWriter] = {}
+        self._locations: dict[str, type] = {}
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="parquet")  # one thread: row groups stay in order
+        self._pending: set[asyncio.Future[None]] = set()
+        self._schema_failed = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ParquetPipeline:
+        settings = crawler.settings
+        uri = parquet_template(crawler)
+        if not uri:
+            raise NotConfigured("PARQUET_URI is empty")
+        pipeline = cls(
+            crawler, uri,
+            row_group_size=get_int(settings, "PARQUET_ROW_GROUP_SIZE", DEFAULT_ROW_GROUP_SIZE, minimum=1),
+            compression=get_choice(settings, "PARQUET_COMPRESSION", DEFAULT_COMPRESSION, COMPRESSIONS),
+            part_max_rows=get_int(settings, "PARQUET_PART_MAX_ROWS", DEFAULT_PART_MAX_ROWS, minimum=1),
+            part_max_bytes=get_int(settings, "PARQUET_PART_MAX_BYTES", DEFAULT_PART_MAX_BYTES,
+                                   minimum=1024),
+        )
+        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        return pipeline
+
+    def open_spider(self) -> None:
+        try:
+            format_uri(self.uri, self.crawler.spider, crawl_time(self.crawler), "item")
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InvalidSetting("PARQUET_URI", mask_url(self.uri),
+                                 f"a path or URI whose placeholders are known ({exc})") from None
+
+    async def process_item(self, item: Any) -> Any:
+        item_cls = type(item)
+        writer = self.writers.get(item_cls) or self._open_writer(item_cls)
+        adapter = ItemAdapter(item)
+        try:
+            due = writer.append(adapter.get(name) for name in writer.schema.names)
+        except SchemaError as exc:
+            self._refuse(adapter, exc)
+        if due:
+            await self._write(writer, writer.take())
+        return item
+
+    async def close_spider(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._pending:
+            await asyncio.gather(*self._pending)
+        stats = self.crawler.stats
+        assert stats is not None
+        for item_cls, writer in self.writers.items():
+            parts = await loop.run_in_executor(self._io, writer.close)
+            rows = sum(p.rows for p in parts)
+            stats.inc_value("parquet/rows", rows)
+            stats.inc_value("parquet/parts", len(parts))
+            stats.inc_value("parquet/row_groups", writer.row_groups)
+            logger.info("Parquet: %s %s rows in %s part(s) at %s", rows, item_type_name(item_cls),
+                        len(parts), self._display(writer))
+
+    def spider_closed(self, reason: str) -> None:
+        """Manifests go last, when the final stats (finish reason, counts) are known."""
+        stats = self.crawler.stats
+        assert stats is not None
+        final = stats.get_stats()
+        for item_cls, writer in self.writers.items():
+            writer.finish(complete=reason == "finished", extra={
+                "finish_reason": reason, "spider": self.crawler.spider.name,
+                "item_type": item_type_name(item_cls), "stats": final,
+            })
+        self._io.shutdown(wait=True)
+
+    async def _write(self, writer: DatasetWriter, columns: dict[str, list[Any]]) -> None:
+        future = asyncio.get_running_loop().run_in_executor(self._io, writer.write, columns)
+        self._pending.add(future)
+        try:
+            await future
+        finally:
+            self._pending.discard(future)
+
+    def _refuse(self, adapter: ItemAdapter, exc: SchemaError) -> None:
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.inc_value("parquet/schema_errors")
+        logger.error("Parquet: item does not fit its schema, dead-lettered: %s (url %s)", exc,
+                     adapter.get("url"))
+        self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
+            "kind": "item", "reason": "schema_error", "url": adapter.get("url"),
+            "error": str(exc), "field": exc.field, "item": adapter.asdict(),
+        })
+        if not self._schema_failed:
+            self._schema_failed = True
+            try:
+                engine = self.crawler.engine
+            except RuntimeError:  # no crawl running (the pipeline used on its own)
+                engine = None
+            if engine is not None:
+                asyncio.ensure_future(engine.close_spider_async(reason="parquet_schema_error"))
+        raise DropItem(f"schema error: {exc}")
+
+    def _open_writer(self, item_cls: type) -> DatasetWriter:
+        location = format_uri(self.uri, self.crawler.spider, crawl_time(self.crawler),
+                              item_type_name(item_cls))
+        if location in self._locations:
+            other = self._locations[location].__name__
+            raise InvalidSetting("PARQUET_URI", mask_url(self.uri),
+                                 f"a %(item)s placeholder: {other} and {item_cls.__name__} items would "
+                                 "share one dataset directory")
+        fs, path = resolve_uri(location)
+        writer = DatasetWriter(fs, path, arrow_schema(item_cls), **self.writer_options)
+        self._locations[location] = item_cls
+        self.writers[item_cls] = writer
+        logger.info("Parquet: writing %s items to %s", item_type_name(item_cls), self._display(writer))
+        return writer
+
+    @staticmethod
+    def _display(writer: DatasetWriter) -> str:
+        if isinstance(writer.fs, pafs.LocalFileSystem):
+            return writer.directory
+        return mask_url(f"{writer.fs.type_name}://{writer.directory}")

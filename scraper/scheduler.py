@@ -1,0 +1,183 @@
+"""A scheduler that can hold requests until a time: delayed retries that occupy no download slot.
+
+A request whose ``meta["delay_until"]`` (epoch seconds) is in the future is kept in a delay store,
+not in the downloader, so it counts toward neither ``CONCURRENT_REQUESTS`` nor its site's slot while
+it waits; when it is due it goes back through ``engine.crawl()`` into the normal queue. While any
+request is delayed the scheduler reports pending work, so the spider does not close early. On close,
+requests still waiting are logged, counted and dead-lettered (:data:`scraper.signals.dead_letter`),
+never silently dropped.
+
+The store is behind a small interface (:class:`DelayStore`) so a distributed scheduler can keep
+delayed requests in Redis instead of one worker's memory (wall-clock due times for that reason).
+Stats: ``retry/pending`` (requests waiting now), ``retry/pending_max``, ``scheduler/delayed``
+(requests that were delayed), ``scheduler/delayed_abandoned``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+from typing import Any, Protocol
+
+from scrapy import Request
+from scrapy.core.scheduler import Scheduler
+from scrapy.crawler import Crawler
+from scrapy.utils.asyncio import CallLaterResult, call_later
+
+from scraper import signals as our_signals
+
+logger = logging.getLogger(__name__)
+
+DELAY_KEY = "delay_until"
+#: Set on requests this scheduler hands to the engine. Requests without it were sent by
+#: ``engine.download()`` (robots.txt, media pipelines), which re-downloads a returned request at once:
+#: those cannot wait in the scheduler, so the retry middleware makes them wait itself.
+VIA_SCHEDULER = "_via_scheduler"
+
+
+def via_scheduler(request: Request) -> bool:
+    """Whether the scheduler handed this request out (else ``engine.download()`` sent it, and it
+    cannot wait in the scheduler)."""
+    return bool(request.meta.get(VIA_SCHEDULER))
+
+
+def send_back(request: Request, until: float, **meta: Any) -> Request:
+    """A copy of a request that was already scheduled once, to wait in the scheduler until ``until``
+    (epoch seconds), holding no download slot meanwhile. Not a duplicate: it skips the dupefilter."""
+    return request.replace(dont_filter=True, meta={**request.meta, **meta, DELAY_KEY: until})
+
+
+class DelayStore(Protocol):
+    def push(self, request: Request, due: float) -> None: ...
+    def pop_due(self, now: float) -> list[Request]: ...
+    def next_due(self) -> float | None: ...
+    def drain(self) -> list[Request]: ...
+    def __len__(self) -> int: ...
+
+
+class MemoryDelayStore:
+    """Delayed requests in a heap ordered by due time (FIFO among equal times)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Request]] = []
+        self._order = itertools.count()
+
+    def push(self, request: Request, due: float) -> None:
+        heapq.heappush(self._heap, (due, next(self._order), request))
+
+    def pop_due(self, now: float) -> list[Request]:
+        due = []
+        while self._heap and self._heap[0][0] <= now:
+            due.append(heapq.heappop(self._heap)[2])
+        return due
+
+    def next_due(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def drain(self) -> list[Request]:
+        requests = [entry[2] for entry in sorted(self._heap)]
+        self._heap.clear()
+        return requests
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+
+class DelayedRequestsMixin:
+    """Adds ``delay_until`` support to a Scrapy scheduler class (Scrapy's own or scrapy-redis's)."""
+
+    crawler: Crawler
+    delay_store: DelayStore
+    _timer: CallLaterResult | None
+    _pending_max: int
+
+    def _init_delays(self, crawler: Crawler, store: DelayStore | None = None) -> None:
+        self.crawler = crawler
+        self.delay_store = store if store is not None else MemoryDelayStore()
+        self._timer = None
+        self._timer_due = 0.0
+        self._pending_max = 0
+
+    def enqueue_request(self, request: Request) -> bool:
+        due = request.meta.get(DELAY_KEY)
+        if due is not None and due > time.time():
+            self.delay_store.push(request, due)
+            self._count_pending()
+            self.crawler.stats.inc_value("scheduler/delayed")  # type: ignore[union-attr]
+            self._arm()
+            return True
+        return super().enqueue_request(request)  # type: ignore[misc]
+
+    def next_request(self) -> Request | None:
+        request = super().next_request()  # type: ignore[misc]
+        if request is not None:
+            request.meta[VIA_SCHEDULER] = True
+        return request
+
+    def has_pending_requests(self) -> bool:
+        return bool(len(self.delay_store)) or super().has_pending_requests()  # type: ignore[misc]
+
+    def __len__(self) -> int:
+        return super().__len__() + len(self.delay_store)  # type: ignore[misc]
+
+    def close(self, reason: str) -> Any:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        abandoned = self.delay_store.drain()
+        if abandoned:
+            logger.warning("Abandoned %s delayed request(s) on close (%s); dead-lettered",
+                           len(abandoned), reason)
+            stats = self.crawler.stats
+            assert stats is not None
+            stats.inc_value("scheduler/delayed_abandoned", len(abandoned))
+            for request in abandoned:
+                self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
+                    "kind": "request", "reason": "delayed_abandoned", "close_reason": reason,
+                    "url": request.url, "method": request.method,
+                    "attempts": request.meta.get("retry_times", 0) + request.meta.get("retry_ratelimit_times", 0),
+                    "due_at": request.meta.get(DELAY_KEY),
+                })
+            self._count_pending()
+        return super().close(reason)  # type: ignore[misc]
+
+    def _arm(self) -> None:
+        """Wake at the earliest due time (one timer at a time, moved earlier when needed)."""
+        due = self.delay_store.next_due()
+        if due is None:
+            return
+        if self._timer is not None:
+            if self._timer_due <= due:
+                return
+            self._timer.cancel()
+        self._timer_due = due
+        self._timer = call_later(max(0.0, due - time.time()), self._release)
+
+    def _release(self) -> None:
+        self._timer = None
+        engine = self.crawler.engine
+        for request in self.delay_store.pop_due(time.time()):
+            request.meta.pop(DELAY_KEY, None)
+            engine.crawl(request)  # back into the normal queue; wakes the engine
+        self._count_pending()
+        self._arm()
+
+    def _count_pending(self) -> None:
+        pending = len(self.delay_store)
+        self._pending_max = max(self._pending_max, pending)
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.set_value("retry/pending", pending)
+        stats.set_value("retry/pending_max", self._pending_max)
+
+
+class DelayingScheduler(DelayedRequestsMixin, Scheduler):
+    """Scrapy's default scheduler plus delayed requests (``SCHEDULER`` setting)."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> DelayingScheduler:
+        scheduler = super().from_crawler(crawler)
+        scheduler._init_delays(crawler)
+        return scheduler

@@ -1,0 +1,1 @@
+"""Spiders: they crawl; page objects in scraper.pages parse."""

@@ -1,0 +1,59 @@
+"""Helpers for end-to-end tests: run ``scrapy crawl`` in a subprocess like a user does."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.dataset as ds
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class CrawlResult:
+    returncode: int
+    log: str
+    output: Path
+
+    def rows(self) -> list[dict]:
+        return ds.dataset(self.output, format="parquet").to_table().to_pylist()
+
+
+def run_crawl(spider: str, output: Path, *args: str, timeout: float = 300) -> CrawlResult:
+    """``scrapy crawl <spider> -s PARQUET_URI=<output> <args>`` in a subprocess, from the repo root."""
+    argv = crawl_argv(spider, output, *args)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return CrawlResult(proc.returncode, proc.stdout + proc.stderr, output)
+
+
+def crawl_argv(spider: str, output: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "scrapy", "crawl", spider, "-s", f"PARQUET_URI={output}", *args]
+
+
+def start_crawl(spider: str, output: Path, log: Path, *args: str) -> subprocess.Popen:
+    """A crawl in its own process group (so a test can signal the group, like a terminal does)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(log, "w") as handle:
+        return subprocess.Popen(crawl_argv(spider, output, *args), cwd=ROOT, env=env, stdout=handle,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stat(log: str, key: str) -> int:
+    """An integer from the stats dump at the end of a crawl log (0 when absent)."""
+    match = re.search(rf"'{re.escape(key)}': (\d+)", log)
+    return int(match[1]) if match else 0
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(interval)

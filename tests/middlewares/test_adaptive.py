@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scrapy import Request, Spider
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.test import get_crawler
+
+from scraper.config import InvalidSetting
+from scraper.middlewares.adaptive import AdaptiveConcurrencyMiddleware
+from scraper.localsite.process import LocalSite
+from tests.helpers import run_crawl, stat
+
+
+class DemoSpider(Spider):
+    name = "demo"
+
+
+def extension(**settings) -> AdaptiveConcurrencyMiddleware:
+    return AdaptiveConcurrencyMiddleware.from_crawler(get_crawler(DemoSpider, settings_dict=settings))
+
+
+@pytest.mark.parametrize("setting,value", [
+    ("ADAPTIVE_MAX_CONCURRENCY", "0"), ("ADAPTIVE_DECREASE", "1.5"), ("ADAPTIVE_WINDOW", "soon"),
+    ("ADAPTIVE_START_CONCURRENCY", "64"), ("ADAPTIVE_LATENCY_TOLERANCE", "0.5"),
+    ("AUTOTHROTTLE_ENABLED", "True"),
+])
+def test_invalid_settings_fail_naming_the_setting(setting: str, value: str) -> None:
+    with pytest.raises(InvalidSetting, match=setting):
+        extension(**{setting: value})
+
+
+def test_disabled() -> None:
+    with pytest.raises(NotConfigured):
+        extension(ADAPTIVE_CONCURRENCY_ENABLED=False)
+
+
+def test_dont_adapt_requests_are_not_measured() -> None:
+    ext = extension()
+    ext.controllers["a.test"] = object()  # type: ignore[assignment]
+    assert ext._controller(Request("http://a.test/", meta={"download_slot": "a.test"})) is not None
+    assert ext._controller(Request("http://a.test/", meta={"download_slot": "a.test",
+                                                           "dont_adapt": True})) is None
+
+
+def test_crawl_against_a_token_bucket_paces_just_under_the_limit(tmp_path: Path) -> None:
+    rate = 30
+    with LocalSite(books=300, seed=61, rate_limit=rate, burst=rate) as site:
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
+                           "-s", "ADAPTIVE_LOG_INTERVAL=2")
+        stats = site.stats(timeline=True)
+    assert result.returncode == 0, result.log[-3000:]
+    assert len(result.rows()) == 300
+    served, limited = int(stats["statuses"]["200"]), int(stats["statuses"].get("429", 0))
+    assert limited / (served + limited) < 0.10  # including warm-up and the first overshoot
+    timeline = {int(second): counts for second, counts in stats["timeline"].items()}
+    per_second = [int(timeline.get(t, {}).get("200", 0)) for t in range(min(timeline), max(timeline) + 1)]
+    steady = per_second[5:-1]  # after warm-up, without the partial last second
+    # Close to the limit, not far below it (before pacing moved to the scheduler this was ~0.25 R;
+    # the precise target, >= 0.95 R, is measured by `make bench-ratelimit` on a longer crawl).
+    assert sum(steady) / len(steady) >= 0.6 * rate
+    assert stat(result.log, "adaptive/127.0.0.1/delay_ms") > 0
+    assert stat(result.log, "adaptive/paced") > 100  # early requests waited in the scheduler
+    assert "Adaptive concurrency: 127.0.0.1 c=" in result.log
+    assert "'adaptive/127.0.0.1/latency_p50_ms'" in result.log
+
+
+def test_unthrottled_crawl_grows_from_slow_start(tmp_path: Path, books_site: LocalSite) -> None:
+    result = run_crawl("books", tmp_path / "out", "-a", f"start_url={books_site.url}",
+                       "-s", "ADAPTIVE_LOG_INTERVAL=0.5", "-s", "ADAPTIVE_WINDOW=0.5")
+    assert result.returncode == 0
+    lines = [line for line in result.log.splitlines() if "Adaptive concurrency:" in line]
+    concurrency = [int(line.split(" c=")[1].split()[0]) for line in lines]
+    assert concurrency and concurrency[0] <= 4  # opens low: no thundering herd
+    assert max(concurrency) >= 8  # and grows on an unthrottled site
+    assert stat(result.log, "adaptive/127.0.0.1/delay_ms") == 0  # never paced: no 429s

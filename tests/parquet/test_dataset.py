@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+from scraper.parquet.dataset import DatasetWriter, resolve_uri
+from scraper.parquet.schema import arrow_schema
+
+
+@dataclass
+class Row:
+    n: int
+    text: str
+
+
+def test_streams_row_groups_and_renames_atomically(tmp_path: Path) -> None:
+    writer = DatasetWriter(pafs.LocalFileSystem(), str(tmp_path), arrow_schema(Row), row_group_size=3)
+    for i in range(10):
+        if writer.append((i, f"t{i}")):
+            writer.write(writer.take())
+    # 9 rows are already on disk in 3 row groups, but only under a hidden temporary name
+    visible = [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert visible == [] and writer.row_groups == 3
+    assert ds.dataset(tmp_path, format="parquet").count_rows() == 0
+    parts = writer.close()
+    assert [p.rows for p in parts] == [10]
+    assert [p.name for p in tmp_path.iterdir()] == [os.path.basename(parts[0].path)]
+    assert pq.ParquetFile(parts[0].path).metadata.num_row_groups == 4
+    table = ds.dataset(tmp_path, format="parquet").to_table()
+    assert table.column("n").to_pylist() == list(range(10))
+    assert pq.ParquetFile(parts[0].path).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_two_writers_share_a_directory_without_collisions(tmp_path: Path) -> None:
+    fs, schema = pafs.LocalFileSystem(), arrow_schema(Row)
+    writers = [DatasetWriter(fs, str(tmp_path), schema) for _ in range(2)]
+    for w, start in zip(writers, (0, 100)):
+        w.append((start, "x"))
+    for w in writers:
+        w.close()
+    assert sorted(ds.dataset(tmp_path).to_table().column("n").to_pylist()) == [0, 100]
+
+
+def test_resolve_uri(tmp_path: Path) -> None:
+    fs, path = resolve_uri("relative/dir")
+    assert isinstance(fs, pafs.LocalFileSystem) and path == os.path.abspath("relative/dir")
+    fs, path = resolve_uri(f"file://{tmp_path}")
+    assert isinstance(fs, pafs.LocalFileSystem) and path == str(tmp_path)
+    with pytest.raises(ValueError, match=r"user:\*\*\*@") as info:
+        resolve_uri("nosuchscheme://user:hunter2@host/bucket")
+    assert "hunter2" not in str(info.value)

@@ -1,0 +1,71 @@
+"""A crawl stopped by kill -9, Ctrl-C (to the whole process group) or SIGTERM loses no accepted item
+and leaves only complete, readable Parquet parts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from scraper.localsite.process import LocalSite
+from tests.helpers import start_crawl, stat, wait_for
+
+SLOW = ["-s", "PARQUET_ROW_GROUP_SIZE=20", "-s", "PARQUET_PART_MAX_ROWS=40", "-s", "CONCURRENT_REQUESTS=4",
+        "-s", "NORMALIZE_BATCH_SIZE=10"]
+
+
+@pytest.fixture(scope="module")
+def slow_site():
+    with LocalSite(books=1000, seed=2, latency_ms=40) as site:
+        yield site
+
+
+def parts(directory: Path) -> list[Path]:
+    return sorted(directory.glob("part-*.parquet")) if directory.exists() else []
+
+
+def test_kill_9_leaves_only_complete_readable_parts(slow_site: LocalSite, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = start_crawl("books", out, tmp_path / "log", "-a", f"start_url={slow_site.url}", *SLOW)
+    try:
+        wait_for(lambda: len(parts(out)) >= 2, timeout=120)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the crawler and its pool workers, mid-write
+        proc.wait()
+    visible = parts(out)
+    for part in visible:
+        assert pq.read_table(part).num_rows == 40  # every visible part is whole
+    assert ds.dataset(out, format="parquet").count_rows() == 40 * len(visible)
+    assert not (out / "_manifest.json").exists() and not (out / "_SUCCESS").exists()
+
+
+@pytest.mark.parametrize("how", ["ctrl-c to the process group", "sigterm to the crawler"])
+def test_graceful_stop_writes_every_accepted_item(slow_site: LocalSite, tmp_path: Path, how: str) -> None:
+    out, log = tmp_path / "out", tmp_path / "log"
+    proc = start_crawl("books", out, log, "-a", f"start_url={slow_site.url}", *SLOW)
+    try:
+        wait_for(lambda: len(parts(out)) >= 1, timeout=120)
+        if how.startswith("ctrl-c"):
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: workers get it too
+        else:
+            proc.send_signal(signal.SIGTERM)  # what Scrapyd's cancel.json does
+        proc.wait(timeout=90)
+    except (subprocess.TimeoutExpired, TimeoutError):
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    text = log.read_text()
+    assert proc.returncode == 0, text[-3000:]
+    assert "KeyboardInterrupt" not in text and "BrokenProcessPool" not in text
+    accepted = stat(text, "normalize/items")
+    rows = ds.dataset(out, format="parquet").count_rows()
+    assert 0 < accepted < 1000
+    assert rows + stat(text, "deadletter/count") == accepted == stat(text, "item_scraped_count")
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["complete"] is False and manifest["finish_reason"] == "shutdown"
+    assert manifest["rows"] == rows

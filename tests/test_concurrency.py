@@ -1,0 +1,90 @@
+"""The adaptive-concurrency control law, simulated against modelled servers (no Scrapy, no reactor)."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from scraper.concurrency import ControllerConfig, SlotController
+from tests.sim.servers import TokenBucketServer, WorkerPoolServer, simulate
+
+
+def test_token_bucket_converges_just_under_the_limit() -> None:
+    rate = 50
+    result = simulate(TokenBucketServer(rate, burst=10), 120, measure_from=30)
+    assert result.ok / 90 >= 0.95 * rate
+    assert result.share_limited <= 0.02
+
+
+@pytest.mark.parametrize("rate,burst", [(5, 2), (20, 4), (50, 50), (200, 40)])
+def test_converges_at_other_rates_and_bursts(rate: int, burst: int) -> None:
+    result = simulate(TokenBucketServer(rate, burst=burst), 120, measure_from=40)
+    assert result.ok / 80 >= 0.95 * rate
+    assert result.share_limited <= 0.02
+
+
+def test_queueing_server_is_kept_busy_without_piling_up_latency() -> None:
+    workers, service = 8, 0.05
+    result = simulate(WorkerPoolServer(workers, service), 120, measure_from=40)
+    assert result.ok / 80 >= 0.95 * workers / service  # saturated
+    assert statistics.median(result.latencies) <= 2 * service  # but not by queueing without end
+    assert all(limit <= 24 for t, limit in result.limits if t > 40)
+
+
+def test_reconverges_after_capacity_halves() -> None:
+    def halve(now: float, server: TokenBucketServer) -> None:
+        if now >= 60 and server.rate == 50:
+            server.rate = 25
+
+    settled = simulate(TokenBucketServer(50, burst=10), 85, measure_from=75, on_tick=halve)
+    assert settled.ok / 10 >= 0.95 * 25  # within 15 s of the halving
+    assert settled.share_limited <= 0.02
+
+
+def test_slow_start_and_bounds() -> None:
+    config = ControllerConfig(min_concurrency=2, start=2, max_concurrency=10)
+    controller, now = SlotController(config, 0.0), 0.0
+    seen = []
+    for _ in range(8):  # always fully used, never a signal: grows, but never past max
+        for _ in range(5):
+            controller.record("ok", 0.05, in_flight=controller.decision().concurrency)
+        now += 1
+        seen.append(controller.decide(now).concurrency)
+    assert seen[:3] == [4, 8, 10] and max(seen) == 10
+    for _ in range(10):  # repeated timeouts shrink it, down to the floor
+        controller.record("error", in_flight=1)
+        now += 1
+        controller.decide(now)
+    assert controller.decision().concurrency == 2  # min holds
+
+
+def test_a_burst_of_429s_in_one_window_is_one_decrease() -> None:
+    controller = SlotController(ControllerConfig(start=16), 0.0)
+    for _ in range(5):
+        controller.record("ok", 0.05, in_flight=16)
+    for _ in range(40):
+        controller.record("limited", in_flight=16)
+    decision = controller.decide(1.0)
+    assert decision.concurrency == 8  # × 0.5 once, not 0.5 ** 40
+    assert decision.delay == pytest.approx(1 / (5 * 0.93))  # paced at the accepted rate, × 0.93
+    for _ in range(30):  # once paced, further rate limits cut the rate, not the concurrency
+        controller.record("limited", in_flight=8)
+    again = controller.decide(2.0)
+    assert again.concurrency == 8 and again.delay == pytest.approx(decision.delay / 0.93)
+
+
+def test_timeouts_and_unused_capacity() -> None:
+    controller = SlotController(ControllerConfig(start=10), 0.0)
+    controller.record("error", in_flight=10)
+    assert controller.decide(1.0).concurrency == 7
+    for _ in range(20):  # demand below the limit: no reason to grow
+        controller.record("ok", 0.05, in_flight=2)
+    assert controller.decide(2.0).concurrency == 7
+
+
+@pytest.mark.parametrize("kwargs", [dict(start=0), dict(min_concurrency=5, start=2), dict(decrease=1.0),
+                                    dict(tolerance=0.5), dict(window=0), dict(pace_jitter=1.0)])
+def test_config_validation(kwargs) -> None:
+    with pytest.raises(ValueError):
+        ControllerConfig(**kwargs)
