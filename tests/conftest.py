@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 from collections.abc import Iterator
 
 import pytest
@@ -14,3 +15,12 @@ def books_site() -> Iterator[LocalSite]:
     """The 1000-book local site, no faults."""
     with LocalSite(books=1000, seed=1) as site:
         yield site
+
+
+EXIT_WATCHDOG = 120  # seconds
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A hang at interpreter exit (a leaked non-daemon thread, an unjoinable child) fails fast and
+    shows every thread's stack, instead of holding CI until its time limit."""
+    faulthandler.dump_traceback_later(EXIT_WATCHDOG, exit=True)

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 from typing import Any
 
 
 def upper(record: dict[str, Any]) -> dict[str, Any]:
     if record.get("poison"):
         raise ValueError(f"poisoned record {record['n']}")
+    if record.get("stall"):  # the first run stalls (a stuck worker); a re-run returns at once
+        marker = Path(record["stall"])
+        if not marker.exists():
+            marker.touch()
+            time.sleep(600)
+    if record.get("crash_after"):  # crash while the "stall" record holds the other worker
+        marker = Path(record["crash_after"])
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os._exit(13)
     if record.get("crash"):
         os._exit(13)  # kills the worker: BrokenProcessPool in the parent
     return {"text": str(record["text"]).upper(), "pid": os.getpid()}

@@ -12,7 +12,10 @@ itself down; a record that crashes a fresh worker :data:`CRASH_ATTEMPTS` times f
 
 Workers ignore SIGINT and SIGTERM: a Ctrl-C sent to the whole process group would otherwise raise
 ``KeyboardInterrupt`` in them, surface through the futures and hang the crawl. The parent owns
-shutdown.
+shutdown, so it must also own their death: ``ProcessPoolExecutor`` stops the workers of a broken pool
+with SIGTERM and then joins them, which would wait forever (and hang interpreter exit, joining its
+manager thread), so a broken or closed pool's workers are SIGKILLed by us. A worker whose crawl
+process died (``kill -9``) exits by itself within :data:`ORPHAN_CHECK_INTERVAL` seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import asyncio
 import importlib
 import logging
 import multiprocessing
+import os
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -33,6 +38,8 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+ORPHAN_CHECK_INTERVAL = 1.0  # seconds between a worker's checks that its crawl process is alive
+SHUTDOWN_GRACE = 10.0  # seconds a closing pool's workers get to exit on their own before SIGKILL
 CRASH_ATTEMPTS = 2  # a record alone in a fresh worker that crashes it this many times fails
 MP_CONTEXTS = ("forkserver", "spawn")  # never a bare fork of the multi-threaded reactor process
 
@@ -79,10 +86,31 @@ def run_batch(batch: list[tuple[str, dict[str, Any]]]) -> list[Outcome]:
     return [run_one(path, record) for path, record in batch]
 
 
-def ignore_signals() -> None:
-    """Pool initializer: workers leave SIGINT/SIGTERM to the parent."""
+def init_worker(parent_pid: int) -> None:
+    """Pool initializer: leave SIGINT/SIGTERM to the parent, and exit when the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=exit_when_orphaned, args=(parent_pid,), name="orphan-watch",
+                     daemon=True).start()
+
+
+def exit_when_orphaned(parent_pid: int, interval: float = ORPHAN_CHECK_INTERVAL) -> None:
+    """With forkserver the worker's parent is the fork server, so watch the crawl process itself."""
+    while True:
+        time.sleep(interval)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # the pid was reused by someone else's process: ours is gone
+            os._exit(1)
+
+
+def kill_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGKILL a pool's worker processes (they ignore the SIGTERM the executor would send)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.kill()
 
 
 @dataclass
@@ -153,12 +181,32 @@ class BatchNormalizer:
             await asyncio.gather(self._dispatcher, return_exceptions=True)
             self._dispatcher = None
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            await asyncio.get_running_loop().run_in_executor(None, self._shutdown, pool)
+
+    @staticmethod
+    def _shutdown(pool: ProcessPoolExecutor) -> None:
+        """Stop idle workers the normal way; kill any that are still there (a broken pool's)."""
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers:
+            process.join(SHUTDOWN_GRACE)
+            if process.is_alive():
+                process.kill()
+                process.join()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context(self.mp_context)
-        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=ignore_signals)
+        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=init_worker,
+                                   initargs=(os.getpid(),))
+        # Start every worker now, before the executor's manager thread exists. With forkserver/spawn,
+        # CPython starts workers on demand inside submit(), *after* waking the manager thread, which
+        # may already be waiting on the old list of worker sentinels: the death of the new worker
+        # then goes unnoticed and its batch waits forever. (Also: start-up cost is paid at open.)
+        launch = getattr(pool, "_launch_processes", None)
+        if launch is not None:
+            launch()
+        return pool
 
     async def _dispatch_loop(self) -> None:
         assert self._queue is not None and self._slots is not None
@@ -236,6 +284,7 @@ class BatchNormalizer:
             return
         logger.warning("Normalisation worker crashed; restarting the process pool")
         self.stats.restarts += 1
+        kill_workers(broken)
         broken.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool()
 

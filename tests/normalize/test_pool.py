@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from scraper.normalize.pool import BatchNormalizer
+from tests.helpers import ROOT, wait_for
 
 FUNC = "tests.normalize_helpers.upper"
 
@@ -81,3 +85,65 @@ def test_drain_does_not_wait_for_a_batch_to_fill() -> None:
         return loop.time() - started
 
     assert asyncio.run(scenario()) < 30  # not the 60 s max_wait
+
+
+def alive(pid: int) -> bool:
+    """True for a running process (a zombie, waiting for a reaper that may never come, is dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+CRASHING_SCRIPT = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from scraper.normalize.pool import BatchNormalizer
+from tests.normalize.test_pool import run_all
+if __name__ == "__main__":
+    normalizer = BatchNormalizer(workers=2, batch_size=1, max_pending=2)
+    stall = {{"n": 0, "text": "a", "stall": {marker!r}}}
+    crash = {{"n": 1, "text": "b", "crash_after": {marker!r}}}
+    outcomes = asyncio.run(run_all(normalizer, [stall, crash]))
+    print([o.ok for o in outcomes], flush=True)
+"""
+
+
+def test_a_stuck_worker_of_a_crashed_pool_does_not_hang_the_process(tmp_path: Path) -> None:
+    """ProcessPoolExecutor SIGTERMs a broken pool's workers and joins them (also at interpreter exit);
+    ours ignore SIGTERM, so a worker still busy when its pool broke must be killed, or the process
+    never exits."""
+    script = tmp_path / "crashing.py"
+    script.write_text(CRASHING_SCRIPT.format(root=str(ROOT), marker=str(tmp_path / "stalled")))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == "[True, False]\n"  # the stalled record re-ran; the crasher failed alone
+
+
+ORPHAN_SCRIPT = """
+import asyncio, sys, time
+sys.path.insert(0, {root!r})
+from scraper.normalize.pool import BatchNormalizer
+from tests.normalize.test_pool import records
+async def main():
+    normalizer = BatchNormalizer(workers=2)
+    await normalizer.submit("tests.normalize_helpers.upper", records(1)[0])
+    print(*normalizer._pool._processes, flush=True)
+    time.sleep(600)
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_workers_exit_when_their_crawl_process_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "orphan.py"
+    script.write_text(ORPHAN_SCRIPT.format(root=str(ROOT)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(pid) for pid in proc.stdout.readline().split()]
+        assert workers and all(alive(pid) for pid in workers)
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=30)
