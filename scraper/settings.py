@@ -24,6 +24,11 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "scraper.middlewares.retry.BackoffRetryMiddleware": 550,
     "scraper.middlewares.adaptive.AdaptiveConcurrencyMiddleware": 560,
+    # Between adaptive (560) and HttpCompression (590): sees decompressed responses before the
+    # retry layer does, and picks a proxy only for requests that are really going out now.
+    "scraper.middlewares.proxies.RotatingProxyMiddleware": 580,
+    "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": None,
+    "scraper.middlewares.useragent.RotatingUserAgentMiddleware": 585,
 }
 
 SPIDER_MIDDLEWARES = {
@@ -79,6 +84,24 @@ RETRY_BACKOFF_BASE = 0.5
 RETRY_BACKOFF_MAX = 60.0
 RETRY_BACKOFF_JITTER = "full"
 RETRY_AFTER_MAX = 300.0
+
+# Proxy rotation: on when any proxy is configured (PROXY_LIST, PROXY_LIST_FILE or $SCRAPER_PROXIES).
+PROXY_LIST: list[str] = []
+PROXY_LIST_FILE = None
+PROXY_LIST_ENV = "SCRAPER_PROXIES"
+PROXY_MAX_PER_PROXY = 8
+PROXY_COOLDOWN_BASE = 30.0
+PROXY_COOLDOWN_MAX = 900.0
+PROXY_BAN_HTTP_CODES = [403, 407]
+PROXY_BAN_MARKERS: list[str] = []
+PROXY_BAN_RETRY_TIMES = 5
+PROXY_FALLBACK_DIRECT = False
+
+# User-Agent rotation (scrapy-fake-useragent with our offline, pre-filtered provider).
+FAKEUSERAGENT_PROVIDERS = ["scraper.useragents.BrowserUserAgentProvider"]
+FAKEUSERAGENT_FALLBACK = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                          "Chrome/135.0.0.0 Safari/537.36")
+USERAGENT_STICKY = "none"
 
 DEADLETTER_ENABLED = True
 DEADLETTER_URI = ""  # "" = `_deadletter/` beside the Parquet dataset

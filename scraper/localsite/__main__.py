@@ -8,7 +8,7 @@ import signal
 import sys
 
 from .catalog import Catalog
-from .faults import FAULT_KINDS, RETRY_AFTER_FORMS, FaultConfig
+from .faults import BAN_PAGES, FAULT_KINDS, RETRY_AFTER_FORMS, FaultConfig
 from .server import serve
 
 
@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault-match", default="", help="regex: only matching paths can fault")
     parser.add_argument("--malformed-rate", type=float, default=0.0,
                         help="fraction of product pages served without a UPC")
+    parser.add_argument("--ban-clients", default="", help="comma-separated client IPs to ban")
+    parser.add_argument("--ban-page", choices=BAN_PAGES, default="403",
+                        help="what a banned client gets: 403, or a 200 captcha page")
     return parser
 
 
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
             fault_times=args.fault_times, fault_retry_after=args.fault_retry_after,
             fault_match=args.fault_match,
             malformed_rate=args.malformed_rate, seed=args.seed,
+            ban_clients=tuple(filter(None, args.ban_clients.split(","))), ban_page=args.ban_page,
         )
     except ValueError as exc:
         sys.exit(f"error: {exc}")

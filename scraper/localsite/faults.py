@@ -17,6 +17,7 @@ from typing import Callable
 
 FAULT_KINDS = ("500", "503", "429", "429-date", "drop")
 RETRY_AFTER_FORMS = ("seconds", "date", "none")
+BAN_PAGES = ("403", "captcha")
 
 
 def unit_hash(*parts: object) -> float:
@@ -40,10 +41,15 @@ class FaultConfig:
     fault_retry_after: float = 1.0  # Retry-After (s) on injected 429s
     fault_match: str = ""  # regex: only paths matching it can fault ("" = any path)
     malformed_rate: float = 0.0  # fraction of product pages served without their UPC row
+    ban_clients: tuple[str, ...] = ()  # client IPs that are banned (e.g. one proxy's exit address)
+    ban_page: str = "403"  # what a banned client gets: 403, or "captcha" (a 200 captcha page)
     seed: int = 1
 
     def __post_init__(self) -> None:
         self.fault_kinds = tuple(self.fault_kinds)
+        self.ban_clients = tuple(self.ban_clients)
+        if self.ban_page not in BAN_PAGES:
+            raise ValueError(f"ban_page must be one of {BAN_PAGES}")
         bad = [k for k in self.fault_kinds if k not in FAULT_KINDS]
         if bad:
             raise ValueError(f"unknown fault kinds {bad}; choose from {FAULT_KINDS}")

@@ -1,4 +1,5 @@
-"""Run the local site as a subprocess on a free port: for tests, the demo and benchmarks."""
+"""Run the local site (and local forward proxies) as subprocesses on free ports: for tests, the demo
+and benchmarks."""
 
 from __future__ import annotations
 
@@ -7,43 +8,31 @@ import re
 import subprocess
 import sys
 import urllib.request
-from typing import Any
+from typing import Any, Self
 
 from .catalog import Catalog
 
 _URL = re.compile(r"http://\S+")
 
 
-class LocalSite:
-    """``with LocalSite(books=1000, fault_rate=0.2) as site: site.url``. Knobs are CLI flags."""
+class ServerProcess:
+    """A server subprocess that prints its URL on its first line of output; stopped on exit."""
 
-    def __init__(self, books: int = 1000, seed: int = 1, startup_timeout: float = 30.0,
-                 host: str = "127.0.0.1", **knobs: Any) -> None:
-        self.books = books
-        self.seed = seed
-        self.knobs = {"host": host, **knobs}
-        self.startup_timeout = startup_timeout
+    def __init__(self) -> None:
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
 
-    @property
-    def catalog(self) -> Catalog:
-        return Catalog(self.books, self.seed)
+    def argv(self) -> list[str]:
+        raise NotImplementedError
 
-    def start(self) -> LocalSite:
-        argv = [sys.executable, "-m", "scraper.localsite", "--books", str(self.books),
-                "--seed", str(self.seed)]
-        for name, value in self.knobs.items():
-            if isinstance(value, (list, tuple)):
-                value = ",".join(map(str, value))
-            argv += [f"--{name.replace('_', '-')}", str(value)]
-        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    def start(self) -> Self:
+        self._proc = subprocess.Popen(self.argv(), stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()  # the site prints its URL once it listens
+        line = self._proc.stdout.readline()  # printed once it listens
         match = _URL.search(line)
         if not match:
             self.stop()
-            raise RuntimeError(f"local site did not start: {line!r}")
+            raise RuntimeError(f"{type(self).__name__} did not start: {line!r}")
         self.url = match[0]
         return self
 
@@ -57,14 +46,61 @@ class LocalSite:
                 self._proc.wait()
         self._proc = None
 
-    def __enter__(self) -> LocalSite:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def stats(self, paths: bool = False, timeline: bool = False) -> dict[str, Any]:
-        query = "&".join(name for name, on in (("paths=1", paths), ("timeline=1", timeline)) if on)
+
+def knob_args(knobs: dict[str, Any]) -> list[str]:
+    argv = []
+    for name, value in knobs.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ",".join(map(str, value))
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    return argv
+
+
+class LocalProxy(ServerProcess):
+    """``with LocalProxy(source="127.0.0.3", auth="user:pw") as proxy: proxy.url`` (no credentials
+    in ``url``; :meth:`proxy_url` adds them)."""
+
+    def __init__(self, source: str | None = None, auth: str | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.auth = auth
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "scraper.localsite.proxy",
+                *knob_args({"source": self.source, "auth": self.auth})]
+
+    def proxy_url(self) -> str:
+        return self.url.replace("http://", f"http://{self.auth}@") if self.auth else self.url
+
+
+class LocalSite(ServerProcess):
+    """``with LocalSite(books=1000, fault_rate=0.2) as site: site.url``. Knobs are CLI flags."""
+
+    def __init__(self, books: int = 1000, seed: int = 1, host: str = "127.0.0.1", **knobs: Any) -> None:
+        super().__init__()
+        self.books = books
+        self.seed = seed
+        self.knobs = {"host": host, **knobs}
+
+    @property
+    def catalog(self) -> Catalog:
+        return Catalog(self.books, self.seed)
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "scraper.localsite", "--books", str(self.books),
+                "--seed", str(self.seed), *knob_args(self.knobs)]
+
+    def stats(self, paths: bool = False, timeline: bool = False, agents: bool = False) -> dict[str, Any]:
+        query = "&".join(name for name, on in (("paths=1", paths), ("timeline=1", timeline),
+                                               ("agents=1", agents)) if on)
         with urllib.request.urlopen(self.url + "_stats" + ("?" + query if query else "")) as resp:
             return json.load(resp)
 

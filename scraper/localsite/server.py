@@ -1,8 +1,9 @@
 """The local books site over HTTP: aiohttp's low-level server, routing by hand, faults on top.
 
-``/_stats`` (GET) reports request counts (``?paths=1`` adds per-path counts, ``?timeline=1`` status counts
-per second) and ``/_control`` (POST,
+``/_stats`` (GET) reports request counts, per client address too (``?paths=1`` adds per-path counts,
+``?agents=1`` User-Agent counts, ``?timeline=1`` status counts per second) and ``/_control`` (POST,
 JSON object of :class:`FaultConfig` fields) changes knobs at run time, e.g. halving capacity mid-run.
+Clients listed in ``ban_clients`` get a 403 or a captcha page, like a site that banned a proxy.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class FaultyServer:
         self.statuses: Counter[int] = Counter()
         self.timeline: dict[int, Counter[int]] = {}  # whole second (epoch) -> status counts
         self.dropped = 0
+        self.clients: Counter[str] = Counter()
+        self.agents: Counter[str] = Counter()
         self.configure(config)
 
     def configure(self, config: FaultConfig) -> None:
@@ -99,7 +102,13 @@ class FaultyServer:
         if path.startswith("_"):
             return await self._meta(path, request)
         self.requests[path] += 1
-        response = await self._respond(path, request)
+        client = request.remote or ""
+        self.clients[client] += 1
+        self.agents[request.headers.get("User-Agent", "")] += 1
+        if client in self.config.ban_clients:
+            response = _ban_page(self.config.ban_page)
+        else:
+            response = await self._respond(path, request)
         self.statuses[response.status] += 1
         self.timeline.setdefault(int(time.time()), Counter())[response.status] += 1
         return response
@@ -137,8 +146,11 @@ class FaultyServer:
                 "requests": sum(self.requests.values()),
                 "statuses": {str(k): v for k, v in self.statuses.items()},
                 "dropped": self.dropped,
+                "clients": dict(self.clients),
                 "config": asdict(self.config),
             }
+            if request.query.get("agents"):
+                stats["user_agents"] = dict(self.agents)
             if request.query.get("paths"):
                 stats["paths"] = dict(self.requests)
             if request.query.get("timeline"):
@@ -156,9 +168,18 @@ class FaultyServer:
             self.statuses.clear()
             self.timeline.clear()
             self.dropped = 0
+            self.clients.clear()
+            self.agents.clear()
             self.plan.attempts.clear()
             return web.json_response({"ok": True})
         return web.json_response({"error": "not found"}, status=404)
+
+
+def _ban_page(kind: str) -> web.Response:
+    if kind == "captcha":
+        return web.Response(text="<html><body><h1>Are you a robot?</h1><form id='captcha'>Please solve "
+                                 "this CAPTCHA to continue.</form></body></html>", content_type=_HTML)
+    return web.Response(status=403, text="Forbidden")
 
 
 def _rate_limited(wait: float, form: str) -> web.Response:

@@ -39,6 +39,7 @@ from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 from scraper.concurrency import ControllerConfig, SlotController
 from scraper.backoff import RATE_LIMIT_CODES, is_rate_limit
 from scraper.config import InvalidSetting, get_bool, get_float, get_int, get_status_codes
+from scraper.proxies import ROUTED_VIA
 from scraper.scheduler import send_back, via_scheduler
 
 logger = logging.getLogger(__name__)
@@ -174,6 +175,8 @@ class AdaptiveConcurrencyMiddleware:
         if id(request) in self._answered:
             self._answered.discard(id(request))
             return
+        if request.meta.get(ROUTED_VIA):
+            return  # a network error through a rotating proxy is the proxy pool's business, not the site's
         controller = self._controller(request)
         if controller is not None:  # left without a response: timeout, refused, dropped
             controller.record("error", None, self._in_flight(request))

@@ -1,0 +1,288 @@
+"""Downloader middleware: proxy rotation with health tracking, ban classification and cool-down.
+
+Thin mechanism around :class:`scraper.proxies.pool.ProxyPool` (state, selection) and a ban policy
+(:class:`scraper.proxies.policy.BanPolicy`, replaceable with ``PROXY_POLICY``). It sets
+``meta["proxy"]`` and leaves the rest to Scrapy's own ``HttpProxyMiddleware``, which turns credentials
+in the URL into a ``Proxy-Authorization`` header. The download slot stays the *site's*, so a site's
+politeness limit (adaptive concurrency) holds across all proxies; the pool caps each proxy on top.
+
+- A ban (403/407, a ban-page marker, a connection to the proxy refused or timed out) cools the proxy
+  down and sends the request through another one, up to ``PROXY_BAN_RETRY_TIMES`` times; 429/503 and
+  404/410 are not the proxy's fault and pass on to the retry layer and the spider.
+- Every proxy cooling down: requests wait in the scheduler (holding no slot) for the first to come
+  back, logged with the wait; or go direct when ``PROXY_FALLBACK_DIRECT`` is on.
+- Every proxy at its ``PROXY_MAX_PER_PROXY`` cap: the request waits here for a free one.
+
+Sources: ``PROXY_LIST`` (list, or a comma/space-separated string), ``PROXY_LIST_FILE`` (one URL per
+line, ``#`` comments; re-read when it changes) and the environment variable named by
+``PROXY_LIST_ENV`` (``SCRAPER_PROXIES``). No proxies at start-up: ``NotConfigured``, the crawl goes
+direct.
+
+Per-request ``meta``: ``proxy`` set by the spider is respected (not rotated); ``dont_rotate_proxy``;
+``proxy_session`` (sticky: one proxy per key until it is banned); ``max_proxy_ban_retries``.
+
+Credentials never leave the proxy URL: logs, stats keys, the dead-letter file and error messages name
+a proxy by its masked URL (``http://user:***@host:port``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from scrapy import Request, signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+from scrapy.http import Response
+from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call, sleep
+from scrapy.utils.misc import load_object
+
+from scraper import signals as our_signals
+from scraper.backoff import BackoffPolicy
+from scraper.config import InvalidSetting, get_bool, get_float, get_int, get_status_codes
+from scraper.proxies import ROUTED_VIA
+from scraper.proxies.policy import DEFAULT_BAN_CODES, Verdict
+from scraper.proxies.pool import Proxy, ProxyPool, ProxyState
+from scraper.proxies.sources import ProxySources, split_list
+from scraper.scheduler import send_back, via_scheduler
+
+logger = logging.getLogger(__name__)
+
+TAKEN_KEY = "_rotating_proxy_taken"  # meta: its in-flight place is still held
+BAN_RETRIES_KEY = "proxy_ban_retry_times"
+CAP_POLL = 0.05  # seconds between looks for a free proxy when all are at their cap
+WAIT_LOG_EVERY = 10.0  # seconds between "all proxies cooling down" log lines
+
+
+class RotatingProxyMiddleware:
+    def __init__(self, crawler: Crawler, pool: ProxyPool, sources: ProxySources, policy: Any, *,
+                 ban_retry_times: int, fallback_direct: bool, log_interval: float,
+                 check_interval: float) -> None:
+        self.crawler = crawler
+        self.pool = pool
+        self.sources = sources
+        self.policy = policy
+        self.ban_retry_times = ban_retry_times
+        self.fallback_direct = fallback_direct
+        self.log_interval = log_interval
+        self.check_interval = check_interval
+        self._by_name: dict[str, str] = {}
+        self._index()
+        self._loop: AsyncioLoopingCall | None = None
+        self._last_summary = time.monotonic()
+        self._last_wait_log = 0.0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RotatingProxyMiddleware:
+        s = crawler.settings
+        if not get_bool(s, "PROXY_ENABLED", True):
+            raise NotConfigured("PROXY_ENABLED is False")
+        file = s.get("PROXY_LIST_FILE")
+        sources = ProxySources(listed=split_list(s.get("PROXY_LIST")),
+                               file=Path(file) if file else None,
+                               env_var=s.get("PROXY_LIST_ENV", "SCRAPER_PROXIES") or None,
+                               environ=os.environ)
+        urls = sources.load()
+        if not urls:
+            raise NotConfigured("no proxies in PROXY_LIST, PROXY_LIST_FILE or $"
+                                f"{sources.env_var or 'SCRAPER_PROXIES'}: the crawl goes direct")
+        base = get_float(s, "PROXY_COOLDOWN_BASE", 30.0, minimum=0.001)
+        cap = get_float(s, "PROXY_COOLDOWN_MAX", 900.0, minimum=0.001)
+        if cap < base:
+            raise InvalidSetting("PROXY_COOLDOWN_MAX", cap, "a value >= PROXY_COOLDOWN_BASE")
+        pool = ProxyPool(urls, max_per_proxy=get_int(s, "PROXY_MAX_PER_PROXY", 8, minimum=1),
+                         cooldown=BackoffPolicy(base=base, cap=cap, jitter="full"),
+                         min_cooldown=min(base, get_float(s, "PROXY_COOLDOWN_MIN", 1.0, minimum=0)),
+                         rng=random.Random())
+        policy_path = s.get("PROXY_POLICY", "scraper.proxies.policy.BanPolicy")
+        try:
+            policy_cls = load_object(policy_path)
+        except (ImportError, NameError, ValueError) as exc:
+            raise InvalidSetting("PROXY_POLICY", policy_path, f"an importable class ({exc})") from None
+        policy = policy_cls(ban_codes=get_status_codes(s, "PROXY_BAN_HTTP_CODES", list(DEFAULT_BAN_CODES)),
+                            ban_markers=split_list(s.get("PROXY_BAN_MARKERS")))
+        mw = cls(crawler, pool, sources, policy,
+                 ban_retry_times=get_int(s, "PROXY_BAN_RETRY_TIMES", 5, minimum=0),
+                 fallback_direct=get_bool(s, "PROXY_FALLBACK_DIRECT", False),
+                 log_interval=get_float(s, "PROXY_LOG_INTERVAL", 60.0, minimum=0),
+                 check_interval=get_float(s, "PROXY_LIST_CHECK_INTERVAL", 5.0, minimum=0.1))
+        crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(mw.left_downloader, signal=signals.request_left_downloader)
+        logger.info("Rotating %d proxies: %s", len(pool), ", ".join(p.name for p in pool.proxies.values()))
+        return mw
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def spider_opened(self) -> None:
+        self._loop = create_looping_call(self.tick)
+        self._loop.start(self.check_interval, now=False)
+        self._publish()
+
+    def spider_closed(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._publish()
+        self._log_summary()
+
+    def tick(self) -> None:
+        urls = self.sources.reload_if_changed()
+        if urls is not None:
+            added, removed = self.pool.update(urls)
+            self._index()
+            self._stats_inc("proxy/list_reloads")
+            logger.info("Proxy list changed: %d proxies (added: %s; removed: %s)", len(self.pool),
+                        ", ".join(added) or "none", ", ".join(removed) or "none")
+        self._publish()
+        if self.log_interval and time.monotonic() - self._last_summary >= self.log_interval:
+            self._log_summary()
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    async def process_request(self, request: Request) -> Request | None:
+        meta = request.meta
+        if meta.get("dont_rotate_proxy"):
+            return None
+        if ROUTED_VIA in meta:  # a copy of a request we routed before (retry, redirect): route it anew
+            self._forget(request)
+        elif meta.get("proxy") is not None:
+            return None  # the spider chose a proxy itself
+        while True:
+            if not len(self.pool):  # the list file was emptied: go direct, as with no proxies at all
+                self._stats_inc("proxy/direct")
+                return None
+            choice = self.pool.choose(meta.get("proxy_session"))
+            if choice.proxy is not None:
+                self._assign(request, choice.proxy)
+                return None
+            if choice.all_cooling:
+                if self.fallback_direct:
+                    self._stats_inc("proxy/direct")
+                    return None
+                self._log_wait(choice.wait)
+                if via_scheduler(request):
+                    self._stats_inc("proxy/waited")
+                    return send_back(request, time.time() + choice.wait)
+                await sleep(max(choice.wait, CAP_POLL))
+            else:
+                await sleep(CAP_POLL)  # all at their cap: one will be released soon
+
+    def process_response(self, request: Request, response: Response) -> Request | Response:
+        name = request.meta.get(ROUTED_VIA)
+        if name is None:
+            return response
+        url = self._by_name.get(name)
+        self._release(request)
+        if url is None:  # removed from the list meanwhile
+            return response
+        verdict, reason = self.policy.classify_response(request, response)
+        if verdict is Verdict.BAN:
+            return self._banned(request, url, name, reason, response) or response
+        latency = request.meta.get("download_latency")
+        self.pool.succeeded(url, latency)
+        return response
+
+    def process_exception(self, request: Request, exception: Exception) -> Request | None:
+        name = request.meta.get(ROUTED_VIA)
+        if name is None:
+            return None
+        url = self._by_name.get(name)
+        self._release(request)
+        if url is None:
+            return None
+        verdict, reason = self.policy.classify_exception(request, exception)
+        if verdict is Verdict.BAN:
+            return self._banned(request, url, name, reason, None)
+        self.pool.failed(url)
+        return None  # the retry layer decides
+
+    def left_downloader(self, request: Request) -> None:
+        self._release(request)
+
+    # -- mechanism ---------------------------------------------------------------------------------
+
+    def _assign(self, request: Request, proxy: Proxy) -> None:
+        request.meta["proxy"] = proxy.url  # HttpProxyMiddleware moves credentials to a header
+        request.meta[ROUTED_VIA] = proxy.name
+        request.meta[TAKEN_KEY] = True
+        self._stats_inc(f"proxy/requests/{proxy.name}")
+
+    def _forget(self, request: Request) -> None:
+        """Drop what a previous routing left on a request copy (its proxy and that proxy's header)."""
+        for key in ("proxy", "_auth_proxy", ROUTED_VIA, TAKEN_KEY):
+            request.meta.pop(key, None)
+        request.headers.pop(b"Proxy-Authorization", None)
+
+    def _release(self, request: Request) -> None:
+        if request.meta.pop(TAKEN_KEY, False):
+            url = self._by_name.get(request.meta.get(ROUTED_VIA, ""))
+            if url is not None:
+                self.pool.release(url)
+
+    def _banned(self, request: Request, url: str, name: str, reason: str,
+                response: Response | None) -> Request | None:
+        """Cool the proxy down and re-route the request; ``None`` once its ban retries are used up
+        (a response then goes on to the spider and the request is dead-lettered; an exception goes
+        on to the retry layer, which has its own budget and dead-letters what it gives up)."""
+        seconds = self.pool.banned(url)
+        self._stats_inc(f"proxy/bans/{reason}")
+        logger.info("Proxy %s banned (%s) on %s: cooling down for %.0f s", name, reason, request.url, seconds)
+        retries = request.meta.get(BAN_RETRIES_KEY, 0) + 1
+        limit = request.meta.get("max_proxy_ban_retries", self.ban_retry_times)
+        if retries > limit:
+            self._stats_inc("proxy/ban_retries_exhausted")
+            logger.warning("Gave up re-routing %s after %d proxy bans (last: %s via %s)",
+                           request.url, retries - 1, reason, name)
+            if response is not None:
+                self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
+                    "kind": "request", "reason": "proxy_bans_exhausted", "error": reason, "proxy": name,
+                    "url": request.url, "method": request.method, "attempts": retries,
+                    "last_status": response.status,
+                })
+            return None
+        self._stats_inc("proxy/ban_retries")
+        retry = request.replace(dont_filter=True, meta={**request.meta, BAN_RETRIES_KEY: retries})
+        self._forget(retry)
+        if via_scheduler(request):
+            return send_back(retry, time.time())
+        return retry
+
+    def _index(self) -> None:
+        self._by_name = {proxy.name: url for url, proxy in self.pool.proxies.items()}
+
+    # -- visibility --------------------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        stats = self.crawler.stats
+        assert stats is not None
+        counts = self.pool.counts()
+        stats.set_value("proxy/good", counts[ProxyState.GOOD])
+        stats.set_value("proxy/probation", counts[ProxyState.PROBATION])
+        stats.set_value("proxy/cooling", counts[ProxyState.COOLING])
+        stats.set_value("proxy/reanimated", self.pool.reanimated)
+
+    def _log_summary(self) -> None:
+        self._last_summary = time.monotonic()
+        counts = self.pool.counts()
+        busiest = sorted(self.pool.proxies.values(), key=lambda p: -p.requests)[:5]
+        logger.info("Proxy pool: %d good, %d on probation, %d cooling; busiest: %s",
+                    counts[ProxyState.GOOD], counts[ProxyState.PROBATION], counts[ProxyState.COOLING],
+                    "; ".join(f"{p.name} ({p.requests} req, health {p.health:.2f}, "
+                              f"{p.latency * 1000:.0f} ms, {p.in_flight} in flight, {p.state.value})"
+                              for p in busiest))
+
+    def _log_wait(self, wait: float) -> None:
+        now = time.monotonic()
+        if now - self._last_wait_log >= WAIT_LOG_EVERY:
+            self._last_wait_log = now
+            logger.info("All %d proxies are cooling down: requests wait %.1f s for the first to come "
+                        "back (PROXY_FALLBACK_DIRECT is off)", len(self.pool), wait)
+
+    def _stats_inc(self, key: str) -> None:
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.inc_value(key)

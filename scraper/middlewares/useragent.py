@@ -1,0 +1,121 @@
+"""Downloader middleware: User-Agent rotation through scrapy-fake-useragent, without its pitfalls.
+
+scrapy-fake-useragent 1.4.4's ``RandomUserAgentMiddleware`` on Scrapy 2.19 with fake-useragent 2.x:
+a provider that fails to load is logged at INFO and replaced by Scrapy's own UA; a list setting
+given as a string (``-s``, Scrapyd) is read character by character; ``process_request(request,
+spider)`` is deprecated; ``RANDOM_UA_PER_PROXY`` logs proxy URLs with their passwords; and its retry
+middleware is broken. This subclass keeps its provider API and fixes those:
+
+- ``FAKEUSERAGENT_PROVIDERS`` (list or comma-separated string) are tried in order; if none loads, the
+  crawl fails at start-up naming the setting. Never Scrapy's default UA.
+- ``USERAGENT_STICKY``: ``none`` (a fresh UA per request), ``session`` (one UA per
+  ``meta["proxy_session"]``) or ``proxy`` (one UA per rotating proxy; ``RANDOM_UA_PER_PROXY=True``
+  means this). A retried request gets a fresh UA (a sticky key gets a new one).
+- A ``User-Agent`` header the spider set itself is kept; ``meta["dont_rotate_user_agent"]`` opts out.
+
+Stats: ``useragent/rotated``, ``useragent/renewed`` (a sticky key's UA replaced on a retry).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.misc import load_object
+from scrapy_fake_useragent.middleware import RandomUserAgentMiddleware
+
+from scraper.config import InvalidSetting, get_bool, get_choice
+from scraper.proxies import ROUTED_VIA
+from scraper.proxies.sources import split_list
+
+logger = logging.getLogger(__name__)
+
+STICKY_MODES = ("none", "session", "proxy")
+DEFAULT_PROVIDERS = ["scraper.useragents.BrowserUserAgentProvider"]
+ROTATED_KEY = "_ua_rotated"  # meta: (attempt, sticky key) this middleware last set the UA for
+
+
+def attempt_of(request: Request) -> int:
+    """How many times this request was retried, by any layer."""
+    meta = request.meta
+    return (meta.get("retry_times", 0) + meta.get("retry_ratelimit_times", 0)
+            + meta.get("proxy_ban_retry_times", 0))
+
+
+class RotatingUserAgentMiddleware(RandomUserAgentMiddleware):
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        super().__init__(crawler)
+        settings = crawler.settings
+        sticky = get_choice(settings, "USERAGENT_STICKY", "none", STICKY_MODES)
+        if get_bool(settings, "RANDOM_UA_PER_PROXY", False):
+            sticky = "proxy"
+        self.sticky = sticky
+        self._per_proxy = False  # the parent's per-proxy path logs proxy URLs: never used
+        self._by_key: dict[str, str] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RotatingUserAgentMiddleware:
+        if not get_bool(crawler.settings, "USERAGENT_ROTATION_ENABLED", True):
+            raise NotConfigured("USERAGENT_ROTATION_ENABLED is False")
+        return cls(crawler)
+
+    def _get_provider(self, crawler: Crawler) -> Any:
+        paths = split_list(crawler.settings.get("FAKEUSERAGENT_PROVIDERS")) or DEFAULT_PROVIDERS
+        self.providers_paths = paths
+        errors = []
+        for path in paths:
+            try:
+                provider = load_object(path)(crawler.settings)
+            except InvalidSetting:
+                raise
+            except Exception as exc:  # a provider can fail in any way; say how, then try the next
+                errors.append(f"{path}: {type(exc).__name__}: {exc}")
+                logger.warning("User-Agent provider %s failed to load: %s: %s", path, type(exc).__name__, exc)
+                continue
+            logger.info("User-Agent provider: %s", path)
+            return provider
+        raise InvalidSetting("FAKEUSERAGENT_PROVIDERS", paths,
+                             "at least one provider that loads (" + "; ".join(errors) + ")")
+
+    def process_request(self, request: Request) -> None:  # type: ignore[override]
+        meta = request.meta
+        if meta.get("dont_rotate_user_agent"):
+            return None
+        if ROTATED_KEY not in meta and b"User-Agent" in request.headers:
+            return None  # the spider chose this request's UA
+        attempt = attempt_of(request)
+        key = self._sticky_key(request)
+        if key is None:
+            agent = self._ua_provider.get_random_ua()
+        else:
+            agent = self._by_key.get(key)
+            # A retry through the same sticky identity renews it (a retry through a new proxy
+            # already has a new identity).
+            previous = meta.get(ROTATED_KEY)
+            renew = agent is not None and previous is not None and previous[1] == key and previous[0] < attempt
+            if agent is None or renew:
+                if renew:
+                    self._stats_inc("useragent/renewed")
+                agent = self._by_key[key] = self._ua_provider.get_random_ua()
+        request.headers[b"User-Agent"] = agent
+        meta[ROTATED_KEY] = (attempt, key)
+        self._stats_inc("useragent/rotated")
+        return None
+
+    def _sticky_key(self, request: Request) -> str | None:
+        if self.sticky == "session":
+            session = request.meta.get("proxy_session")
+            return None if session is None else f"session:{session}"
+        if self.sticky == "proxy":
+            proxy = request.meta.get(ROUTED_VIA)  # masked name: no secret kept or logged
+            return None if proxy is None else f"proxy:{proxy}"
+        return None
+
+    def _stats_inc(self, key: str) -> None:
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.inc_value(key)

@@ -1,0 +1,54 @@
+"""A scrapy-fake-useragent provider over fake-useragent's offline data, filtered once at start-up.
+
+fake-useragent 2.x's own ``UserAgent.random`` re-filters its ~7,000 records on every call and, when
+its filters match nothing, logs a warning and returns the fallback: a crawl that asked for
+``'desktop'`` silently sends one fixed UA. This provider filters once, fails at start-up (naming the
+setting) when nothing matches, and picks by the records' real-world share.
+
+Settings: ``USERAGENT_BROWSERS`` (Chrome, Firefox, Edge, Safari), ``USERAGENT_PLATFORMS`` (desktop),
+``USERAGENT_OS`` (Windows, Mac OS X, Linux, Ubuntu, Chrome OS), ``USERAGENT_MIN_VERSION`` (0).
+"""
+
+from __future__ import annotations
+
+import random
+
+from fake_useragent import UserAgent
+from scrapy.settings import BaseSettings
+from scrapy_fake_useragent.providers import BaseProvider
+
+from scraper.config import InvalidSetting, get_float
+from scraper.proxies.sources import split_list
+
+DEFAULT_BROWSERS = ("Chrome", "Firefox", "Edge", "Safari")
+DEFAULT_PLATFORMS = ("desktop",)
+DEFAULT_OS = ("Windows", "Mac OS X", "Linux", "Ubuntu", "Chrome OS")
+
+
+class BrowserUserAgentProvider(BaseProvider):
+    def __init__(self, settings: BaseSettings, rng: random.Random | None = None) -> None:
+        super().__init__(settings)
+        browsers = split_list(settings.get("USERAGENT_BROWSERS"), on_spaces=False) or list(DEFAULT_BROWSERS)
+        platforms = split_list(settings.get("USERAGENT_PLATFORMS"), on_spaces=False) or list(DEFAULT_PLATFORMS)
+        systems = split_list(settings.get("USERAGENT_OS"), on_spaces=False) or list(DEFAULT_OS)
+        min_version = get_float(settings, "USERAGENT_MIN_VERSION", 0.0, minimum=0)
+        fallback = settings.get("FAKEUSERAGENT_FALLBACK")
+        if not isinstance(fallback, str) or not fallback:
+            raise InvalidSetting("FAKEUSERAGENT_FALLBACK", fallback, "a User-Agent string")
+        data = UserAgent(browsers=browsers, os=systems, platforms=platforms, min_version=min_version,
+                         fallback=fallback)
+        records = data._filter_useragents()
+        if not records:
+            raise InvalidSetting("USERAGENT_BROWSERS", browsers,
+                                 f"browsers that fake-useragent has for platforms {platforms} and "
+                                 f"OS {systems} at version >= {min_version}")
+        self._agents = [record["useragent"] for record in records]
+        self._weights = [max(record["percent"], 0.001) for record in records]
+        self._rng = rng or random.Random()
+        self._ua_type = "browser"
+
+    def __len__(self) -> int:
+        return len(self._agents)
+
+    def get_random_ua(self) -> str:
+        return self._rng.choices(self._agents, self._weights)[0]
