@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)  # the tests start their own redis-server
 
-.PHONY: install install-test demo test crawl bench bench-pipeline bench-ratelimit clean
+.PHONY: install install-test demo test crawl deploy bench bench-pipeline bench-ratelimit bench-workers clean
 
 install: $(STAMP)
 
@@ -19,6 +20,8 @@ install-test: $(TEST_STAMP)
 
 $(TEST_STAMP): $(STAMP) requirements-test.txt
 	$(PIP) -r requirements-test.txt
+	command -v redis-server >/dev/null || $(SUDO) apt-get install -y -q redis-server \
+		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server)
 	touch $(TEST_STAMP)
 
 demo: install
@@ -27,7 +30,7 @@ demo: install
 test: install-test
 	$(PY) -m pytest
 
-bench: bench-pipeline bench-ratelimit
+bench: bench-pipeline bench-ratelimit bench-workers
 
 bench-pipeline: install
 	$(PY) -m bench.pipeline
@@ -35,8 +38,23 @@ bench-pipeline: install
 bench-ratelimit: install
 	$(PY) -m bench.ratelimit
 
+bench-workers: install
+	$(PY) -m bench.workers
+
 crawl: install
 	$(PY) -m scrapy crawl books
+
+# Build an egg of the `scraper` package (setup.py) and upload it to a Scrapyd target of scrapy.cfg
+# (`make deploy DEPLOY_TARGET=prod`). The Scrapyd host needs requirements.txt installed: eggs carry
+# no dependencies.
+DEPLOY_TARGET ?= local
+SCRAPYD_DEPLOY := $(VENV)/bin/scrapyd-deploy
+
+deploy: install $(SCRAPYD_DEPLOY)
+	$(SCRAPYD_DEPLOY) $(DEPLOY_TARGET)
+
+$(SCRAPYD_DEPLOY): | $(STAMP)  # installed only if missing, at the pins of requirements-test.txt
+	$(PIP) $$(grep -oE '^(scrapyd-client|uberegg)==[^ #]+' requirements-test.txt)
 
 clean:
 	rm -rf data build *.egg-info .pytest_cache bench/results

@@ -45,3 +45,21 @@ class BookItem:
     word_count: int | None = None  # words in the description
 
     normalizer: ClassVar[str] = "scraper.normalize.books.normalize_book"
+
+
+@dataclass(slots=True)
+class QuoteItem:
+    """One quote of a quotes.toscrape.com-style JSON API (``/api/quotes?page=N``)."""
+
+    url: str  # the API page it came from
+    page: int  # that page's number, as the API reports it
+    text: str  # normalised: enclosing quote marks stripped, NFKC, whitespace collapsed
+    author_name: str
+    author_slug: str  # the site's author id, e.g. "Albert-Einstein"
+    author_goodreads_link: str | None  # absolute; None when the API gives none
+    tags: list[str]  # normalised: lower case, blanks and duplicates dropped, first-seen order
+    scraped_at: datetime  # UTC: when the page was fetched (kept in the raw archive for replays)
+    # Derived by the normalisation pipeline (None when it is off).
+    content_hash: str | None = None  # SHA-256 of text, author and tags: equal iff the quote is
+
+    normalizer: ClassVar[str] = "scraper.normalize.quotes.normalize_quote"

@@ -174,10 +174,18 @@ class DelayedRequestsMixin:
 
 
 class DelayingScheduler(DelayedRequestsMixin, Scheduler):
-    """Scrapy's default scheduler plus delayed requests (``SCHEDULER`` setting)."""
+    """Scrapy's default scheduler plus delayed requests (``SCHEDULER`` setting).
+
+    With ``REDIS_URL`` (or ``$SCRAPER_REDIS_URL``) set it builds the distributed
+    :class:`scraper.distributed.scheduler.LeasingScheduler` instead: distributed mode is
+    configuration, not code."""
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler) -> DelayingScheduler:
+    def from_crawler(cls, crawler: Crawler) -> Any:
+        from scraper.distributed.connection import redis_url  # lazily: imports us, and redis
+        if redis_url(crawler.settings):
+            from scraper.distributed.scheduler import LeasingScheduler
+            return LeasingScheduler.from_crawler(crawler)
         scheduler = super().from_crawler(crawler)
         scheduler._init_delays(crawler)
         return scheduler

@@ -1,8 +1,12 @@
 """Project settings. Every custom setting is documented in README.md ("Settings")."""
 
+from pathlib import Path
+
 BOT_NAME = "scraper"
 SPIDER_MODULES = ["scraper.spiders"]
 NEWSPIDER_MODULE = "scraper.spiders"
+# `scrapy genspider -t project NAME DOMAIN`: a spider in this project's style (docs/add-a-spider.md).
+TEMPLATES_DIR = str(Path(__file__).resolve().parent / "templates")
 
 USER_AGENT = "scraper/0.1 (+https://github.com/scraper-project/scraper)"
 
@@ -42,6 +46,8 @@ ITEM_PIPELINES = {
 
 EXTENSIONS = {
     "scraper.extensions.deadletter.DeadLetterExtension": 0,
+    "scraper.extensions.rawarchive.RawArchiveExtension": 0,
+    "scraper.extensions.redis_check.RedisCheck": 0,
 }
 
 # Adaptive per-site concurrency (replaces AutoThrottle, which must stay off).
@@ -105,6 +111,10 @@ USERAGENT_STICKY = "none"
 
 DEADLETTER_ENABLED = True
 DEADLETTER_URI = ""  # "" = `_deadletter/` beside the Parquet dataset
+
+# Raw responses of requests with meta["raw_archive"] (the quotes API pages), for `python -m scraper.replay`.
+RAW_ARCHIVE_ENABLED = True
+RAW_ARCHIVE_URI = ""  # "" = `_raw/` beside the Parquet dataset
 
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"

@@ -9,3 +9,8 @@ dead_letter = object()
 #: ``site`` (the download slot key), ``delay`` (seconds) and ``status``. The adaptive-concurrency
 #: controller listens to slow the site down.
 site_backoff = object()
+
+#: Make everything received so far durable (sent by the Redis scheduler before it acks leases; it
+#: awaits the handlers). The Parquet pipeline closes its open parts. Handlers take no arguments and
+#: may be coroutines.
+checkpoint = object()

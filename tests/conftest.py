@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from scraper.localsite.process import LocalSite
+from tests.helpers import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +25,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """A hang at interpreter exit (a leaked non-daemon thread, an unjoinable child) fails fast and
     shows every thread's stack, instead of holding CI until its time limit."""
     faulthandler.dump_traceback_later(EXIT_WATCHDOG, exit=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A throwaway redis-server on a free loopback port (never the machine's own Redis)."""
+    with RedisServer() as url:
+        yield url

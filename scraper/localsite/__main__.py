@@ -9,12 +9,18 @@ import sys
 
 from .catalog import Catalog
 from .faults import BAN_PAGES, FAULT_KINDS, RETRY_AFTER_FORMS, FaultConfig
-from .server import serve
+from .server import BooksSite, Site, serve_site
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scraper.localsite", description=__doc__)
     parser.add_argument("--books", type=int, default=1000, help="catalogue size (default 1000)")
+    add_server_args(parser)
+    return parser
+
+
+def add_server_args(parser: argparse.ArgumentParser) -> None:
+    """Seed, address and every fault knob: shared by the books site and the quotes API."""
     parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = a free port (default)")
@@ -33,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault-retry-after", type=float, default=1.0)
     parser.add_argument("--fault-match", default="", help="regex: only matching paths can fault")
     parser.add_argument("--malformed-rate", type=float, default=0.0,
-                        help="fraction of product pages served without a UPC")
+                        help="fraction of pages served malformed (books: a product page without "
+                             "its UPC; quotes API: a page whose first quote has no text)")
     parser.add_argument("--ban-clients", default="", help="comma-separated client IPs to ban")
     parser.add_argument("--ban-page", choices=BAN_PAGES, default="403",
                         help="what a banned client gets: 403, or a 200 captcha page")
@@ -42,8 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    catalog = Catalog(args.books, args.seed)
+    run_site(BooksSite(catalog), fault_config(args),
+             f"Books site ({catalog.n} books, seed {catalog.seed})", args.host, args.port)
+
+
+def fault_config(args: argparse.Namespace) -> FaultConfig:
     try:
-        config = FaultConfig(
+        return FaultConfig(
             latency_ms=args.latency_ms, latency_jitter_ms=args.latency_jitter_ms,
             rate_limit=args.rate_limit, burst=args.burst, retry_after=args.retry_after,
             fault_rate=args.fault_rate, fault_kinds=tuple(filter(None, args.fault_kinds.split(","))),
@@ -54,16 +67,20 @@ def main(argv: list[str] | None = None) -> None:
         )
     except ValueError as exc:
         sys.exit(f"error: {exc}")
-    catalog = Catalog(args.books, args.seed)
+
+
+def run_site(site: Site, config: FaultConfig, title: str, host: str, port: int) -> None:
+    """Serve until SIGINT/SIGTERM; the first line printed is ``<title> at <url>`` (what
+    :class:`~scraper.localsite.process.ServerProcess` waits for)."""
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[str] = loop.create_future()
-        task = asyncio.ensure_future(serve(catalog, config, args.host, args.port, ready))
+        task = asyncio.ensure_future(serve_site(site, config, host, port, ready))
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         url = await ready
-        print(f"Books site ({catalog.n} books, seed {catalog.seed}) at {url}", flush=True)
+        print(f"{title} at {url}", flush=True)
         try:
             await task
         except asyncio.CancelledError:

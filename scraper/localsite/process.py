@@ -11,6 +11,7 @@ import urllib.request
 from typing import Any, Self
 
 from .catalog import Catalog
+from .quotes import QuoteCatalog, page_url
 
 _URL = re.compile(r"http://\S+")
 
@@ -81,22 +82,8 @@ class LocalProxy(ServerProcess):
         return self.url.replace("http://", f"http://{self.auth}@") if self.auth else self.url
 
 
-class LocalSite(ServerProcess):
-    """``with LocalSite(books=1000, fault_rate=0.2) as site: site.url``. Knobs are CLI flags."""
-
-    def __init__(self, books: int = 1000, seed: int = 1, host: str = "127.0.0.1", **knobs: Any) -> None:
-        super().__init__()
-        self.books = books
-        self.seed = seed
-        self.knobs = {"host": host, **knobs}
-
-    @property
-    def catalog(self) -> Catalog:
-        return Catalog(self.books, self.seed)
-
-    def argv(self) -> list[str]:
-        return [sys.executable, "-m", "scraper.localsite", "--books", str(self.books),
-                "--seed", str(self.seed), *knob_args(self.knobs)]
+class SiteProcess(ServerProcess):
+    """A local site (books or quotes API) with ``/_stats``, ``/_control`` and ``/_reset``."""
 
     def stats(self, paths: bool = False, timeline: bool = False, agents: bool = False) -> dict[str, Any]:
         query = "&".join(name for name, on in (("paths=1", paths), ("timeline=1", timeline),
@@ -115,3 +102,44 @@ class LocalSite(ServerProcess):
                                          headers={"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(request) as resp:
             return json.load(resp)
+
+
+class LocalSite(SiteProcess):
+    """``with LocalSite(books=1000, fault_rate=0.2) as site: site.url``. Knobs are CLI flags."""
+
+    def __init__(self, books: int = 1000, seed: int = 1, host: str = "127.0.0.1", **knobs: Any) -> None:
+        super().__init__()
+        self.books = books
+        self.seed = seed
+        self.knobs = {"host": host, **knobs}
+
+    @property
+    def catalog(self) -> Catalog:
+        return Catalog(self.books, self.seed)
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "scraper.localsite", "--books", str(self.books),
+                "--seed", str(self.seed), *knob_args(self.knobs)]
+
+
+class LocalQuotesSite(SiteProcess):
+    """``with LocalQuotesSite(quotes=95) as api: api.start_url`` (the quotes API's first page).
+    Knobs are the same CLI flags as :class:`LocalSite`'s."""
+
+    def __init__(self, quotes: int = 100, seed: int = 1, host: str = "127.0.0.1", **knobs: Any) -> None:
+        super().__init__()
+        self.quotes = quotes
+        self.seed = seed
+        self.knobs = {"host": host, **knobs}
+
+    @property
+    def catalog(self) -> QuoteCatalog:
+        return QuoteCatalog(self.quotes, self.seed)
+
+    @property
+    def start_url(self) -> str:
+        return page_url(self.url, 1)
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "scraper.localsite.quotes", "--quotes", str(self.quotes),
+                "--seed", str(self.seed), *knob_args(self.knobs)]

@@ -15,6 +15,7 @@ import re
 import time
 from collections import Counter
 from dataclasses import asdict
+from typing import Protocol
 
 from aiohttp import web
 
@@ -31,8 +32,20 @@ _ROBOTS = "User-agent: *\nDisallow:\n"
 _HTML = "text/html"  # like the real site: no charset in the header, the page's <meta> declares it
 
 
+class Site(Protocol):
+    """What :class:`FaultyServer` serves: ``render(path)`` → ``(status, body)``, no HTTP, no faults."""
+
+    content_type: str
+    charset: str | None
+
+    def render(self, path: str, malformed: bool = False) -> tuple[int, str]: ...
+
+
 class BooksSite:
     """Maps a path to ``(status, body)`` for one catalogue. No HTTP, no faults."""
+
+    content_type = _HTML
+    charset = None  # like the real site: no charset in the header, the page's <meta> declares it
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -80,9 +93,9 @@ def _page_number(name: str) -> int | None:
 
 
 class FaultyServer:
-    """Serves a :class:`BooksSite` through the configured faults, counting every request."""
+    """Serves a :class:`Site` through the configured faults, counting every request."""
 
-    def __init__(self, site: BooksSite, config: FaultConfig) -> None:
+    def __init__(self, site: Site, config: FaultConfig) -> None:
         self.site = site
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
@@ -101,6 +114,8 @@ class FaultyServer:
         path = request.path.lstrip("/")
         if path.startswith("_"):
             return await self._meta(path, request)
+        if request.query_string:  # an API's pages differ by query (``api/quotes?page=2``)
+            path += "?" + request.query_string
         self.requests[path] += 1
         client = request.remote or ""
         self.clients[client] += 1
@@ -138,7 +153,8 @@ class FaultyServer:
             return web.Response(text=_ROBOTS, content_type="text/plain")
         malformed = self.plan.is_malformed(path)
         status, body = self.site.render(path, malformed=malformed)
-        return web.Response(status=status, body=body.encode(), content_type=_HTML)
+        return web.Response(status=status, body=body.encode(), content_type=self.site.content_type,
+                            charset=self.site.charset)
 
     async def _meta(self, path: str, request: web.BaseRequest) -> web.Response:
         if path == "_stats":
@@ -193,7 +209,13 @@ def _rate_limited(wait: float, form: str) -> web.Response:
 async def serve(catalog: Catalog, config: FaultConfig, host: str = "127.0.0.1", port: int = 0,
                 ready: asyncio.Future[str] | None = None) -> None:
     """Serve until cancelled. ``ready`` (if given) receives the base URL once listening."""
-    server = FaultyServer(BooksSite(catalog), config)
+    await serve_site(BooksSite(catalog), config, host, port, ready)
+
+
+async def serve_site(site: Site, config: FaultConfig, host: str = "127.0.0.1", port: int = 0,
+                     ready: asyncio.Future[str] | None = None) -> None:
+    """Serve any :class:`Site` (books, quotes API) with the same fault knobs, until cancelled."""
+    server = FaultyServer(site, config)
     low_level = web.Server(server.handle, access_log=None)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(low_level, host, port, backlog=2048)

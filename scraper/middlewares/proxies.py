@@ -88,8 +88,7 @@ class RotatingProxyMiddleware:
                                environ=os.environ)
         urls = sources.load()
         if not urls:
-            raise NotConfigured("no proxies in PROXY_LIST, PROXY_LIST_FILE or $"
-                                f"{sources.env_var or 'SCRAPER_PROXIES'}: the crawl goes direct")
+            raise NotConfigured  # no proxies configured: the crawl goes direct (the default, not worth a warning)
         base = get_float(s, "PROXY_COOLDOWN_BASE", 30.0, minimum=0.001)
         cap = get_float(s, "PROXY_COOLDOWN_MAX", 900.0, minimum=0.001)
         if cap < base:

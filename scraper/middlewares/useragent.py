@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 STICKY_MODES = ("none", "session", "proxy")
 DEFAULT_PROVIDERS = ["scraper.useragents.BrowserUserAgentProvider"]
+FRESH_DRAWS = 20  # draws to find a UA different from the one a retried request had
 ROTATED_KEY = "_ua_rotated"  # meta: (attempt, sticky key) this middleware last set the UA for
 
 
@@ -89,22 +90,33 @@ class RotatingUserAgentMiddleware(RandomUserAgentMiddleware):
             return None  # the spider chose this request's UA
         attempt = attempt_of(request)
         key = self._sticky_key(request)
+        previous = meta.get(ROTATED_KEY)
+        retried = previous is not None and previous[0] < attempt
+        old = request.headers.get(b"User-Agent")
         if key is None:
-            agent = self._ua_provider.get_random_ua()
+            agent = self._draw(avoid=old.decode() if retried and old else None)
         else:
             agent = self._by_key.get(key)
             # A retry through the same sticky identity renews it (a retry through a new proxy
             # already has a new identity).
-            previous = meta.get(ROTATED_KEY)
-            renew = agent is not None and previous is not None and previous[1] == key and previous[0] < attempt
+            renew = agent is not None and retried and previous[1] == key
             if agent is None or renew:
                 if renew:
                     self._stats_inc("useragent/renewed")
-                agent = self._by_key[key] = self._ua_provider.get_random_ua()
+                agent = self._by_key[key] = self._draw(avoid=agent)
         request.headers[b"User-Agent"] = agent
         meta[ROTATED_KEY] = (attempt, key)
         self._stats_inc("useragent/rotated")
         return None
+
+    def _draw(self, avoid: str | None = None) -> str:
+        """A random UA; a *fresh* one (not ``avoid``) when the provider has others to give."""
+        agent = self._ua_provider.get_random_ua()
+        for _ in range(FRESH_DRAWS):
+            if agent != avoid:
+                break
+            agent = self._ua_provider.get_random_ua()
+        return agent
 
     def _sticky_key(self, request: Request) -> str | None:
         if self.sticky == "session":

@@ -130,6 +130,12 @@ class DatasetWriter:
             if self._part_rows >= self.part_max_rows or self._sink.tell() >= self.part_max_bytes:
                 self._close_part()
 
+    def commit(self, columns: dict[str, list[Any]]) -> None:
+        """Write ``columns`` (taken from the buffer on the caller's thread) and close the open part:
+        everything written so far is in renamed, complete parts. The next write opens a new part."""
+        self.write(columns)
+        self._close_part()
+
     def close(self) -> list[PartInfo]:
         """Write what is buffered and close the open part. Idempotent."""
         self.write(self.take())

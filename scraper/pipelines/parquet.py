@@ -73,6 +73,7 @@ class ParquetPipeline:
                                    minimum=1024),
         )
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(pipeline.checkpoint, signal=our_signals.checkpoint)
         return pipeline
 
     def open_spider(self) -> None:
@@ -109,6 +110,13 @@ class ParquetPipeline:
             logger.info("Parquet: %s %s rows in %s part(s) at %s", rows, item_type_name(item_cls),
                         len(parts), self._display(writer))
 
+    async def checkpoint(self) -> None:
+        """Make every row received so far durable: close the open parts (the Redis scheduler acks
+        leases after this; see :data:`scraper.signals.checkpoint`)."""
+        for writer in self.writers.values():
+            # Queued behind any pending write on the one I/O thread, so it closes a part holding them.
+            await self._run(writer.commit, writer.take())
+
     def spider_closed(self, reason: str) -> None:
         """Manifests go last, when the final stats (finish reason, counts) are known."""
         stats = self.crawler.stats
@@ -122,7 +130,11 @@ class ParquetPipeline:
         self._io.shutdown(wait=True)
 
     async def _write(self, writer: DatasetWriter, columns: dict[str, list[Any]]) -> None:
-        future = asyncio.get_running_loop().run_in_executor(self._io, writer.write, columns)
+        await self._run(writer.write, columns)
+
+    async def _run(self, method: Any, columns: dict[str, list[Any]]) -> None:
+        """Run a writer method on the one I/O thread (in submission order), tracked until done."""
+        future = asyncio.get_running_loop().run_in_executor(self._io, method, columns)
         self._pending.add(future)
         try:
             await future

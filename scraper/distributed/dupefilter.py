@@ -1,0 +1,77 @@
+"""Shared duplicate filter in Redis, keyed by Scrapy's configured request fingerprinter.
+
+scrapy-redis's ``RFPDupeFilter`` hashes requests its own way (ignoring ``REQUEST_FINGERPRINTER_CLASS``)
+and deletes the shared set when any one worker closes. This subclass uses the crawler's fingerprinter,
+never clears on close (the scheduler clears a finished crawl), and offers a memory-bounded Bloom
+filter: ``REDIS_DUPEFILTER_BLOOM = True`` keeps ``m = -n·ln(p)/ln(2)²`` bits for ``n =
+REDIS_BLOOM_CAPACITY`` requests at false-positive rate ``p = REDIS_BLOOM_ERROR_RATE`` (with ``k =
+m/n·ln 2`` hashes); check-and-set is one Lua script, so two workers cannot both see a URL as new. A
+false positive skips a request that was never crawled: size the filter for the crawl.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from typing import Any
+
+from redis import Redis
+from scrapy import Request
+from scrapy_redis.dupefilter import RFPDupeFilter
+
+logger = logging.getLogger(__name__)
+
+MAX_BLOOM_BITS = 2**32  # one Redis string holds at most 512 MiB
+
+BLOOM_CHECK_AND_SET = """
+-- KEYS: the bitmap; ARGV: bit offsets. Returns 1 if any bit was unset (a new request).
+local new = 0
+for i = 1, #ARGV do
+  if redis.call('SETBIT', KEYS[1], ARGV[i], 1) == 0 then
+    new = 1
+  end
+end
+return new
+"""
+
+
+def bloom_size(capacity: int, error_rate: float) -> tuple[int, int]:
+    """Bits ``m`` and hash count ``k`` for ``capacity`` items at ``error_rate``."""
+    bits = math.ceil(-capacity * math.log(error_rate) / math.log(2) ** 2)
+    hashes = max(1, round(bits / capacity * math.log(2)))
+    return min(bits, MAX_BLOOM_BITS), hashes
+
+
+class LeasingDupeFilter(RFPDupeFilter):
+    def __init__(self, server: Redis, key: str, fingerprinter: Any, *, debug: bool = False,
+                 bloom: tuple[int, int] | None = None) -> None:
+        super().__init__(server, key, debug=debug)
+        self.fingerprinter = fingerprinter
+        self.bloom = bloom
+        self._bloom_script = server.register_script(BLOOM_CHECK_AND_SET) if bloom else None
+
+    def request_fingerprint(self, request: Request) -> str:
+        return self.fingerprinter.fingerprint(request).hex()
+
+    def request_seen(self, request: Request) -> bool:
+        if self.bloom is None:
+            return super().request_seen(request)
+        return not self._bloom_script(keys=[self.key], args=self._offsets(request))
+
+    def _offsets(self, request: Request) -> list[int]:
+        bits, hashes = self.bloom  # type: ignore[misc]
+        digest = hashlib.blake2b(self.fingerprinter.fingerprint(request), digest_size=16).digest()
+        h1, h2 = int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big") | 1
+        return [(h1 + i * h2) % bits for i in range(hashes)]  # double hashing (Kirsch-Mitzenmacher)
+
+    def close(self, reason: str = "") -> None:
+        """Keep the shared set: other workers are still using it."""
+
+    def log(self, request: Request, spider: Any = None) -> None:
+        if self.debug:
+            logger.debug("Filtered duplicate request: %s", request)
+        elif self.logdupes:
+            logger.debug("Filtered duplicate request %s - no more duplicates will be shown "
+                         "(see DUPEFILTER_DEBUG to show all duplicates)", request)
+            self.logdupes = False

@@ -1,0 +1,225 @@
+"""The shared frontier in Redis: pending, delayed and leased requests, moved atomically by Lua scripts.
+
+Keys (``<ns>`` is the crawl's namespace, e.g. ``scraper:books``):
+
+- ``<ns>:queue``    sorted set of pending requests, score = -priority;
+- ``<ns>:delayed``  sorted set of requests waiting for a time (delayed retries), score = due (epoch s);
+- ``<ns>:leases``   sorted set of lease ids, score = deadline (Redis server time, so worker clocks
+  do not matter);
+- ``<ns>:leased``   hash lease id -> the leased request;
+- ``<ns>:lease_owner`` hash lease id -> the worker holding it (for operators, and tests);
+- ``<ns>:lease_seq`` lease id counter.
+
+A worker *takes* a request: one script promotes due delayed requests, puts expired leases back in
+the queue (a dead worker's requests are reclaimed by whoever takes next) and moves the best pending
+request into a lease. The worker extends its leases while it holds them and *acks* them once their
+results are durable. Members carry their score (``"<score>:<payload>"``) wherever it is needed to
+put them back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from redis import Redis
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+_REQUEUE = """
+local function requeue(queue, member)
+  local sep = string.find(member, ':', 1, true)
+  redis.call('ZADD', queue, tonumber(string.sub(member, 1, sep - 1)), string.sub(member, sep + 1))
+end
+"""
+
+TAKE = _NOW + _REQUEUE + """
+-- KEYS: queue, delayed, leases, leased, seq, owners; ARGV: lease seconds, batch, worker, how many
+local batch = tonumber(ARGV[2])
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, batch)) do
+  redis.call('ZREM', KEYS[2], member)
+  requeue(KEYS[1], member)
+end
+local reclaimed = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, batch)) do
+  local member = redis.call('HGET', KEYS[4], id)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
+  redis.call('HDEL', KEYS[6], id)
+  if member then
+    requeue(KEYS[1], member)
+    reclaimed = reclaimed + 1
+  end
+end
+local top = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[4]) - 1, 'WITHSCORES')
+if #top == 0 then
+  local soonest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if #soonest == 0 then
+    return {reclaimed}
+  end
+  return {reclaimed, tostring(tonumber(soonest[2]) - now)}  -- seconds until a delayed one is due
+end
+local out = {reclaimed, 'taken'}
+for i = 1, #top, 2 do
+  redis.call('ZREM', KEYS[1], top[i])
+  local id = redis.call('INCR', KEYS[5])
+  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]), id)
+  redis.call('HSET', KEYS[4], id, top[i + 1] .. ':' .. top[i])
+  redis.call('HSET', KEYS[6], id, ARGV[3])
+  table.insert(out, id)
+  table.insert(out, top[i])
+end
+return out
+"""
+
+EXTEND = _NOW + """
+-- KEYS: leases; ARGV: lease seconds, ids...  (only leases that still exist: XX)
+local n = 0
+for i = 2, #ARGV do
+  n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[1]), ARGV[i])
+end
+return n
+"""
+
+RELEASE = _REQUEUE + """
+-- KEYS: queue, leases, leased, owners; ARGV: ids...  (give leased requests back: a graceful stop)
+local n = 0
+for i = 1, #ARGV do
+  local member = redis.call('HGET', KEYS[3], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+  redis.call('HDEL', KEYS[3], ARGV[i])
+  redis.call('HDEL', KEYS[4], ARGV[i])
+  if member then
+    requeue(KEYS[1], member)
+    n = n + 1
+  end
+end
+return n
+"""
+
+
+@dataclass(frozen=True)
+class FrontierKeys:
+    queue: str
+    delayed: str
+    leases: str
+    leased: str
+    seq: str
+    owners: str
+
+    @classmethod
+    def under(cls, namespace: str) -> FrontierKeys:
+        return cls(*(f"{namespace}:{name}" for name in
+                     ("queue", "delayed", "leases", "leased", "lease_seq", "lease_owner")))
+
+    def all(self) -> list[str]:
+        return [self.queue, self.delayed, self.leases, self.leased, self.seq, self.owners]
+
+
+@dataclass(frozen=True)
+class Taken:
+    lease: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Counts:
+    pending: int
+    delayed: int
+    leased: int
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.delayed + self.leased
+
+
+class Frontier:
+    """Redis operations on one crawl's frontier. Payloads are opaque bytes (serialized requests)."""
+
+    def __init__(self, server: Redis, keys: FrontierKeys, *, lease_seconds: float, batch: int = 100,
+                 worker: str = "") -> None:
+        self.server = server
+        self.worker = worker
+        self.next_due_in: float | None = None
+        self.keys = keys
+        self.lease_seconds = lease_seconds
+        self.batch = batch
+        self._take = server.register_script(TAKE)
+        self._extend = server.register_script(EXTEND)
+        self._release = server.register_script(RELEASE)
+
+    def push(self, payload: bytes, priority: int) -> None:
+        self.server.zadd(self.keys.queue, {payload: -priority})
+
+    def push_delayed(self, payload: bytes, priority: int, due: float) -> None:
+        self.server.zadd(self.keys.delayed, {_member(payload, priority): due})
+
+    def transfer(self, ack: Sequence[str], payload: bytes, priority: int, due: float | None) -> None:
+        """Push a follow-up of a leased request (a retry) and ack the lease, atomically: a crash
+        between the two can neither lose the request nor run it twice."""
+        pipe = self.server.pipeline(transaction=True)
+        if due is None:
+            pipe.zadd(self.keys.queue, {payload: -priority})
+        else:
+            pipe.zadd(self.keys.delayed, {_member(payload, priority): due})
+        self._ack_into(pipe, ack)
+        pipe.execute()
+
+    def take(self, count: int = 1) -> tuple[list[Taken], int]:
+        """Up to ``count`` of the best pending requests, now leased to the caller, and how many
+        expired leases this call put back in the queue. After an empty take, :attr:`next_due_in`
+        says when the soonest delayed request is due (seconds; None if there is none)."""
+        result = self._take(keys=self.keys.all(), args=[self.lease_seconds, self.batch, self.worker, count])
+        reclaimed = int(result[0])
+        self.next_due_in = None
+        if len(result) == 2:
+            self.next_due_in = max(0.0, float(result[1]))
+            return [], reclaimed
+        taken = [Taken(_text(result[i]), result[i + 1]) for i in range(2, len(result), 2)]
+        return taken, reclaimed
+
+    def extend(self, leases: Iterable[str]) -> int:
+        leases = list(leases)
+        if not leases:
+            return 0
+        return int(self._extend(keys=[self.keys.leases], args=[self.lease_seconds, *leases]))
+
+    def ack(self, leases: Iterable[str]) -> None:
+        leases = list(leases)
+        if leases:
+            pipe = self.server.pipeline(transaction=True)
+            self._ack_into(pipe, leases)
+            pipe.execute()
+
+    def release(self, leases: Iterable[str]) -> int:
+        leases = list(leases)
+        if not leases:
+            return 0
+        return int(self._release(keys=[self.keys.queue, self.keys.leases, self.keys.leased, self.keys.owners],
+                                 args=leases))
+
+    def counts(self) -> Counts:
+        pipe = self.server.pipeline(transaction=False)
+        pipe.zcard(self.keys.queue).zcard(self.keys.delayed).zcard(self.keys.leases)
+        pending, delayed, leased = pipe.execute()
+        return Counts(pending, delayed, leased)
+
+    def clear(self) -> None:
+        self.server.delete(*self.keys.all())
+
+    def _ack_into(self, pipe, leases: Sequence[str]) -> None:  # type: ignore[no-untyped-def]
+        if leases:
+            pipe.zrem(self.keys.leases, *leases)
+            pipe.hdel(self.keys.leased, *leases)
+            pipe.hdel(self.keys.owners, *leases)
+
+
+def _text(value: bytes | int | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _member(payload: bytes, priority: int) -> bytes:
+    return f"{-priority}:".encode() + payload

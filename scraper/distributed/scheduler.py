@@ -1,0 +1,362 @@
+"""A scrapy-redis scheduler with leases: N workers share one frontier, and a killed worker loses nothing.
+
+scrapy-redis 0.9.1 deletes a request from Redis when a worker pops it, and deletes the whole shared
+queue and dupefilter when any one worker closes (``SCHEDULER_PERSIST=False``). Here:
+
+- **Leases.** Taking a request leases it (:mod:`scraper.distributed.frontier`); the worker extends
+  its leases every ``REDIS_LEASE_SECONDS / 3`` while it holds them. A lease is *acked* only when the
+  request is fully processed (its response parsed, its items through the pipelines, its new requests
+  in Redis: it has left the engine) **and** a checkpoint has made its items durable. Every
+  ``REDIS_CHECKPOINT_INTERVAL`` seconds the scheduler pauses new downloads, waits for the ones in
+  flight to finish (so every buffered row belongs to a finished request), sends
+  :data:`scraper.signals.checkpoint` (the Parquet pipeline closes its open part, renamed into place),
+  acks those requests and resumes. A worker killed with ``kill -9`` loses its open part (a hidden
+  ``.inprogress`` file) and its leases expire; any worker puts them back in the queue, so every book
+  is written exactly once. (A crash in the milliseconds between a part's rename and its acks, or a
+  download slower than ``REDIS_CHECKPOINT_DRAIN_TIMEOUT``, could repeat rows: at-least-once.)
+- **Follow-ups** of a leased request (a delayed retry, a redirect, a ban re-route) are pushed and the
+  lease acked in one transaction. Delayed retries wait in Redis (``<ns>:delayed``), not in a worker.
+- **Idle-close across workers**: a worker is idle when nothing is pending, delayed or leased by
+  anyone; it then closes on Scrapy's usual idle check. Empty answers are cached for
+  ``REDIS_IDLE_POLL`` seconds so idle workers do not hammer Redis.
+- **Never wipes a running cluster**: closing keeps the shared keys; with ``SCHEDULER_PERSIST`` off
+  (default) the last worker of a *finished* crawl (nothing left anywhere, no other live worker) deletes
+  them, so the next run starts fresh.
+- Seeding from ``REDIS_START_URLS_KEY`` (``<spider>:start_urls``: JSON ``{"url": …, "meta": …}`` or
+  plain URLs), besides the spider's own start requests (deduplicated across workers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from scrapy import Request, Spider
+from scrapy.crawler import Crawler
+from scrapy_redis import picklecompat
+from scrapy_redis.queue import PriorityQueue
+from scrapy_redis.scheduler import Scheduler as RedisScheduler
+from scrapy.utils.asyncio import AsyncioLoopingCall, CallLaterResult, call_later, create_looping_call
+
+from scraper import signals as our_signals
+from scraper.config import InvalidSetting, get_bool, get_float, get_int
+from scraper.distributed.connection import connect, redis_url
+from scraper.distributed.dupefilter import LeasingDupeFilter, bloom_size
+from scraper.distributed.frontier import Frontier, FrontierKeys, Taken
+from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER
+from scraper.secrets import mask_url, redact
+
+logger = logging.getLogger(__name__)
+
+DRAIN_POLL = 0.01  # seconds between looks at the engine while a checkpoint waits for in-flight work
+LEASE_KEY = "_redis_lease"  # meta: the lease a request was taken under (dropped when serialized)
+
+
+class _Codec(PriorityQueue):
+    """scrapy-redis's request (de)serialization, without its queue operations."""
+
+    def encode(self, request: Request) -> bytes:
+        return self._encode_request(request)
+
+    def decode(self, payload: bytes) -> Request:
+        return self._decode_request(payload)
+
+
+class LeasingScheduler(RedisScheduler):
+    def __init__(self, crawler: Crawler, server: Redis, url: str, *, prefix: str, lease_seconds: float,
+                 checkpoint_interval: float, idle_poll: float, persist: bool, drain_timeout: float,
+                 prefetch: int,
+                 bloom: tuple[int, int] | None, start_urls_key: str) -> None:
+        super().__init__(server, persist=persist, serializer=picklecompat)
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.url = url
+        self.prefix = prefix
+        self.lease_seconds = lease_seconds
+        self.checkpoint_interval = checkpoint_interval
+        self.drain_timeout = drain_timeout
+        self.prefetch = prefetch
+        self.idle_poll = idle_poll
+        self.bloom = bloom
+        self.start_urls_key = start_urls_key
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.held: dict[str, Request] = {}  # lease -> request handed to the engine, until acked
+        self.prefetched: deque[Taken] = deque()  # leased, not yet handed out
+        self._empty_until = 0.0
+        self._counts_cache: tuple[float, bool] = (0.0, True)
+        self._loop: AsyncioLoopingCall | None = None
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._last_checkpoint = time.monotonic()
+        self._last_extend = time.monotonic()
+        self._wake: CallLaterResult | None = None
+        self._wake_due = 0.0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> LeasingScheduler:
+        s = crawler.settings
+        url = redis_url(s)
+        assert url, "LeasingScheduler needs REDIS_URL"
+        lease = get_float(s, "REDIS_LEASE_SECONDS", 60.0, minimum=1)
+        bloom = None
+        if get_bool(s, "REDIS_DUPEFILTER_BLOOM", False):
+            bloom = bloom_size(get_int(s, "REDIS_BLOOM_CAPACITY", 10_000_000, minimum=1),
+                               get_float(s, "REDIS_BLOOM_ERROR_RATE", 0.001, minimum=1e-9, maximum=0.5))
+        return cls(crawler, connect(url, s), url,
+                   prefix=s.get("REDIS_KEY_PREFIX", "scraper:%(spider)s"),
+                   lease_seconds=lease,
+                   checkpoint_interval=get_float(s, "REDIS_CHECKPOINT_INTERVAL", 30.0, minimum=0.1),
+                   idle_poll=get_float(s, "REDIS_IDLE_POLL", 1.0, minimum=0),
+                   persist=get_bool(s, "SCHEDULER_PERSIST", False),
+                   drain_timeout=get_float(s, "REDIS_CHECKPOINT_DRAIN_TIMEOUT", 30.0, minimum=0),
+                   prefetch=get_int(s, "REDIS_PREFETCH", 4, minimum=1, maximum=1000),
+                   bloom=bloom,
+                   start_urls_key=s.get("REDIS_START_URLS_KEY", "%(name)s:start_urls"))
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def open(self, spider: Spider) -> None:
+        self.spider = spider
+        names = {**vars(spider), "spider": spider.name, "name": spider.name}
+        try:
+            namespace = self.prefix % names
+            self.start_urls_key = self.start_urls_key % names
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InvalidSetting("REDIS_KEY_PREFIX", self.prefix, f"known placeholders ({exc})") from None
+        self.namespace = namespace
+        self.frontier = Frontier(self.server, FrontierKeys.under(namespace), lease_seconds=self.lease_seconds,
+                                 worker=self.worker)
+        self.workers_key = f"{namespace}:workers"
+        self.codec = _Codec(self.server, spider, f"{namespace}:queue", serializer=picklecompat)
+        self.df = LeasingDupeFilter(self.server, f"{namespace}:dupefilter", self.crawler.request_fingerprinter,
+                                    debug=self.crawler.settings.getbool("DUPEFILTER_DEBUG"), bloom=self.bloom)
+        self.server.zadd(self.workers_key, {self.worker: time.time()})
+        counts = self.frontier.counts()
+        logger.info("Redis frontier %s at %s: %s pending, %s delayed, %s leased; worker %s", namespace,
+                    mask_url(self.url), counts.pending, counts.delayed, counts.leased, self.worker)
+        self._loop = create_looping_call(self._tick)
+        self._loop.start(min(self.lease_seconds / 3, self.checkpoint_interval, 1.0), now=False)
+
+    def close(self, reason: str) -> None:
+        """Everything has left the engine and the pipelines have closed their parts: ack it all."""
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        if self._wake is not None:
+            self._wake.cancel()
+        in_flight = self._in_progress()
+        done = [lease for lease, request in self.held.items() if request not in in_flight]
+        pending = [lease for lease in self.held if lease not in done] + [t.lease for t in self.prefetched]
+        self.prefetched.clear()
+        try:
+            self.frontier.ack(done)
+            released = self.frontier.release(pending)
+            self._stat("redis/acked", len(done))
+            if released:
+                logger.info("Gave %s unfinished request(s) back to the shared queue", released)
+            self.held.clear()
+            self.server.zrem(self.workers_key, self.worker)
+            self._clear_if_finished(reason)
+        except RedisError as exc:
+            logger.error("Redis error on close (%s); leases held by this worker expire in %.0f s and "
+                         "are then reclaimed", self._safe(exc), self.lease_seconds)
+
+    def _clear_if_finished(self, reason: str) -> None:
+        if self.persist or reason != "finished" or self.frontier.counts().total:
+            return
+        alive_since = time.time() - 3 * max(self.lease_seconds, self.idle_poll)
+        if self.server.zcount(self.workers_key, alive_since, "+inf"):
+            return  # another worker is still running: it will clear
+        self.frontier.clear()
+        self.server.delete(self.df.key, self.workers_key)
+        logger.info("Crawl finished: cleared the Redis frontier %s (SCHEDULER_PERSIST is off)", self.namespace)
+
+    # -- the scheduler interface -------------------------------------------------------------------
+
+    def enqueue_request(self, request: Request) -> bool:
+        lease = request.meta.pop(LEASE_KEY, None)
+        request.meta.pop(VIA_SCHEDULER, None)
+        if not request.dont_filter and self.df.request_seen(request):
+            self.df.log(request, self.spider)
+            return False
+        due = request.meta.get(DELAY_KEY)
+        if due is not None and due <= time.time():
+            due = None
+        payload = self.codec.encode(request)
+        if lease is not None and lease in self.held:
+            self.frontier.transfer([lease], payload, request.priority, due)  # its follow-up: atomic
+            del self.held[lease]
+            self._stat("redis/acked")
+        elif due is not None:
+            self.frontier.push_delayed(payload, request.priority, due)
+        else:
+            self.frontier.push(payload, request.priority)
+        self._stat("scheduler/delayed" if due is not None else "scheduler/enqueued/redis")
+        self._empty_until = 0.0
+        return True
+
+    def next_request(self) -> Request | None:
+        now = time.monotonic()
+        if now < self._empty_until:
+            return None
+        if not self.prefetched:
+            taken, reclaimed = self.frontier.take(self.prefetch)
+            if reclaimed:
+                self._stat("redis/reclaimed", reclaimed)
+                logger.info("Reclaimed %s request(s) whose lease expired (a worker died or stalled)", reclaimed)
+            if not taken and self._seed_from_start_urls():
+                taken, _ = self.frontier.take(self.prefetch)
+            self.prefetched.extend(taken)
+        if not self.prefetched:
+            wait = self.idle_poll
+            due_in = self.frontier.next_due_in
+            if due_in is not None and due_in < wait:  # a delayed retry or paced request: wake for it
+                wait = due_in
+                self._wake_at(due_in)
+            self._empty_until = now + wait
+            if self.held and not self._in_progress():
+                self._checkpoint_soon()  # nothing to do here now: ack promptly (no download to pause)
+            return None
+        taken = self.prefetched.popleft()
+        request = self.codec.decode(taken.payload)
+        request.meta[LEASE_KEY] = taken.lease
+        request.meta[VIA_SCHEDULER] = True
+        request.meta.pop(DELAY_KEY, None)
+        self.held[taken.lease] = request
+        self._stat("scheduler/dequeued/redis")
+        return request
+
+    def has_pending_requests(self) -> bool:
+        now = time.monotonic()
+        checked, pending = self._counts_cache
+        if now - checked < self.idle_poll:
+            return pending
+        pending = bool(self.frontier.counts().total or self.server.llen(self.start_urls_key))
+        self._counts_cache = (now, pending)
+        return pending
+
+    def __len__(self) -> int:
+        counts = self.frontier.counts()
+        return counts.pending + counts.delayed + len(self.prefetched)
+
+    # -- leases and checkpoints --------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        try:
+            if now - self._last_extend >= self.lease_seconds / 3:
+                self._last_extend = now
+                self.frontier.extend([*self.held, *(t.lease for t in self.prefetched)])
+                self.server.zadd(self.workers_key, {self.worker: time.time()})
+        except RedisError as exc:
+            logger.warning("Redis error while extending leases: %s", self._safe(exc))
+        if now - self._last_checkpoint >= self.checkpoint_interval:
+            self._checkpoint_soon()
+        if now >= self._empty_until:
+            self._wake_engine()  # other workers may have queued work: look now, not at the 5 s heartbeat
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.set_value("redis/held", len(self.held))
+
+    def _checkpoint_soon(self) -> None:
+        if self._checkpointing is None or self._checkpointing.done():
+            self._checkpointing = asyncio.ensure_future(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        """Pause new downloads, let what is in flight finish (so every buffered row belongs to a
+        finished request), make the rows durable, ack those requests, resume."""
+        self._last_checkpoint = time.monotonic()
+        if not self.held:
+            return
+        engine = self.crawler.engine
+        engine.pause()
+        try:
+            deadline = time.monotonic() + self.drain_timeout
+            while self._in_progress() and time.monotonic() < deadline:
+                await asyncio.sleep(DRAIN_POLL)
+            in_flight = self._in_progress()
+            if in_flight:  # a very slow download: its rows may land in this part before its ack
+                self._stat("redis/checkpoint_drain_timeouts")
+            done = [lease for lease, request in self.held.items() if request not in in_flight]
+            if not done:
+                return
+            await self.crawler.signals.send_catch_log_async(signal=our_signals.checkpoint)
+            try:
+                self.frontier.ack(done)
+            except RedisError as exc:
+                logger.warning("Redis error while acking: %s (retried at the next checkpoint)", self._safe(exc))
+                return
+            for lease in done:
+                self.held.pop(lease, None)
+            self._stat("redis/acked", len(done))
+            self._stat("redis/checkpoints")
+        finally:
+            engine.unpause()
+
+    def _engine_slot(self) -> Any:
+        try:
+            engine = self.crawler.engine
+        except RuntimeError:
+            return None
+        return getattr(engine, "_slot", None) or getattr(engine, "slot", None)
+
+    def _wake_at(self, delay: float) -> None:
+        if self._wake is None or self._wake_due > time.monotonic() + delay:
+            if self._wake is not None:
+                self._wake.cancel()
+            self._wake_due = time.monotonic() + delay
+            self._wake = call_later(delay, self._woken)
+
+    def _woken(self) -> None:
+        self._wake = None
+        self._empty_until = 0.0
+        self._wake_engine()
+
+    def _wake_engine(self) -> None:
+        slot = self._engine_slot()
+        if slot is not None and getattr(slot, "nextcall", None) is not None:
+            slot.nextcall.schedule()
+
+    def _in_progress(self) -> set[Request]:
+        """Requests the engine is still downloading or scraping (taken from this scheduler). Scrapy has
+        no public API for this; the engine slot's ``inprogress`` set is it (checked by the tests)."""
+        return set(getattr(self._engine_slot(), "inprogress", ()))
+
+    def _seed_from_start_urls(self) -> bool:
+        """Move URLs fed from outside (``LPUSH <spider>:start_urls``) into the frontier."""
+        pipe = self.server.pipeline(transaction=True)
+        pipe.lrange(self.start_urls_key, 0, 99).ltrim(self.start_urls_key, 100, -1)
+        entries, _ = pipe.execute()
+        added = 0
+        for entry in entries:
+            request = self._start_request(entry)
+            if request is not None:
+                added += self.enqueue_request(request)
+        if entries:
+            self._stat("redis/start_urls", len(entries))
+        return added > 0
+
+    def _start_request(self, entry: bytes) -> Request | None:
+        text = entry.decode("utf-8", "replace").strip()
+        try:
+            data = json.loads(text) if text.startswith("{") else {"url": text}
+            return Request(data["url"], meta=data.get("meta") or {}, dont_filter=False)
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("Ignored a malformed entry of %s: %r (%s)", self.start_urls_key, text[:200], exc)
+            self._stat("redis/start_urls_malformed")
+            return None
+
+    def _stat(self, key: str, count: int = 1) -> None:
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.inc_value(key, count)
+
+    def _safe(self, exc: Exception) -> str:
+        return redact(str(exc), self.url)

@@ -1,0 +1,115 @@
+"""The Redis frontier's scripts against a real redis-server: leases, reclaim, delays, transfer, Bloom."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import redis
+from scrapy import Request, Spider
+from scrapy.utils.test import get_crawler
+
+from scraper.distributed.dupefilter import LeasingDupeFilter, bloom_size
+from scraper.distributed.frontier import Frontier, FrontierKeys, Taken
+
+
+@pytest.fixture
+def frontier(redis_server: str) -> Frontier:
+    client = redis.Redis.from_url(redis_server)
+    return Frontier(client, FrontierKeys.under(f"test:{uuid.uuid4().hex}"), lease_seconds=1)
+
+
+def one(frontier: Frontier) -> tuple[Taken | None, int]:
+    taken, reclaimed = frontier.take()
+    return (taken[0] if taken else None), reclaimed
+
+
+def test_take_several_at_once_in_priority_order(frontier: Frontier) -> None:
+    for n in range(5):
+        frontier.push(f"r{n}".encode(), priority=n)
+    taken, _ = frontier.take(3)
+    assert [t.payload for t in taken] == [b"r4", b"r3", b"r2"] and len({t.lease for t in taken}) == 3
+    assert frontier.counts().leased == 3 and frontier.counts().pending == 2
+
+
+def test_take_leases_the_best_pending_request(frontier: Frontier) -> None:
+    frontier.push(b"low", priority=0)
+    frontier.push(b"high", priority=5)
+    taken, reclaimed = one(frontier)
+    assert taken is not None and taken.payload == b"high" and reclaimed == 0
+    assert frontier.counts().pending == 1 and frontier.counts().leased == 1
+    frontier.ack([taken.lease])
+    assert frontier.counts().leased == 0
+    assert one(frontier)[0].payload == b"low"
+    assert one(frontier) == (None, 0)
+
+
+def test_an_expired_lease_is_reclaimed_by_the_next_taker(frontier: Frontier) -> None:
+    frontier.push(b"job", priority=3)
+    first, _ = one(frontier)
+    assert first is not None
+    time.sleep(1.2)  # the holder died: nobody extended the lease
+    again, reclaimed = one(frontier)
+    assert reclaimed == 1 and again is not None and again.payload == b"job" and again.lease != first.lease
+    frontier.ack([first.lease])  # a late ack of the dead lease does not remove the new one
+    assert frontier.counts().leased == 1
+
+
+def test_extended_leases_are_not_reclaimed(frontier: Frontier) -> None:
+    frontier.push(b"job", priority=0)
+    taken, _ = one(frontier)
+    for _ in range(3):
+        time.sleep(0.5)
+        assert frontier.extend([taken.lease]) == 1
+    assert one(frontier) == (None, 0)
+
+
+def test_delayed_requests_become_pending_when_due_with_their_priority(frontier: Frontier) -> None:
+    frontier.push_delayed(b"later", priority=7, due=time.time() + 0.5)
+    frontier.push(b"now", priority=1)
+    assert one(frontier)[0].payload == b"now"
+    assert one(frontier) == (None, 0) and frontier.counts().delayed == 1
+    time.sleep(0.7)
+    taken, _ = one(frontier)
+    assert taken.payload == b"later"
+    frontier.release([taken.lease])  # back with priority 7, ahead of a priority-1 newcomer
+    frontier.push(b"other", priority=1)
+    assert one(frontier)[0].payload == b"later"
+
+
+def test_transfer_pushes_the_follow_up_and_acks_atomically(frontier: Frontier) -> None:
+    frontier.push(b"original", priority=0)
+    taken, _ = one(frontier)
+    frontier.transfer([taken.lease], b"retry", priority=0, due=time.time() + 60)
+    counts = frontier.counts()
+    assert (counts.pending, counts.delayed, counts.leased) == (0, 1, 0)
+
+
+def test_payloads_with_colons_survive_a_round_trip(frontier: Frontier) -> None:
+    payload = b"a:b:\x00:c"
+    frontier.push_delayed(payload, priority=-2, due=0)
+    taken, _ = one(frontier)
+    assert taken.payload == payload
+
+
+class DemoSpider(Spider):
+    name = "demo"
+
+
+def test_dupefilter_uses_scrapys_fingerprinter_and_bloom_is_atomic(redis_server: str) -> None:
+    client = redis.Redis.from_url(redis_server)
+    crawler = get_crawler(DemoSpider)
+    exact = LeasingDupeFilter(client, f"test:{uuid.uuid4().hex}", crawler.request_fingerprinter)
+    bloom = LeasingDupeFilter(client, f"test:{uuid.uuid4().hex}", crawler.request_fingerprinter,
+                              bloom=bloom_size(10_000, 0.001))
+    for dupefilter in (exact, bloom):
+        assert not dupefilter.request_seen(Request("http://a/1?x=1&y=2"))
+        assert dupefilter.request_seen(Request("http://a/1?y=2&x=1"))  # same canonical fingerprint
+        assert not dupefilter.request_seen(Request("http://a/2"))
+    assert exact.request_fingerprint(Request("http://a/")) == crawler.request_fingerprinter.fingerprint(
+        Request("http://a/")).hex()
+    seen = sum(bloom.request_seen(Request(f"http://b/{n}")) for n in range(2000))
+    assert seen <= 10  # false positives stay near the configured 0.1%
+    bits, hashes = bloom_size(10_000, 0.001)
+    assert client.strlen(bloom.key) <= bits // 8 + 1 and hashes == 10

@@ -1,0 +1,107 @@
+"""End to end on a real redis-server: N workers split a crawl, a killed worker loses nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+import redis
+
+from scraper.localsite.process import LocalSite
+from tests.helpers import RedisServer, crawl_argv, run_crawl, stat, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST_LEASES = ["-s", "REDIS_LEASE_SECONDS=4", "-s", "REDIS_CHECKPOINT_INTERVAL=1"]
+
+
+def start_worker(site: LocalSite, output: Path, log: Path, redis_url: str, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SCRAPER_REDIS_URL": redis_url}
+    argv = crawl_argv("books", output, "-a", f"start_url={site.url}", *FAST_LEASES, *extra)
+    with open(log, "w") as handle:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def busy(log: Path) -> bool:
+    """The worker's last progress line shows items and a non-zero rate."""
+    lines = re.findall(r"scraped (\d+) items \(at (\d+) items/min\)", log.read_text())
+    return bool(lines) and int(lines[-1][0]) >= 30 and int(lines[-1][1]) > 0
+
+
+def upcs(output: Path) -> list[str]:
+    return ds.dataset(output, format="parquet").to_table(columns=["upc"]).column("upc").to_pylist()
+
+
+@pytest.fixture
+def slow_site() -> LocalSite:
+    """Latency makes the crawl I/O-bound, so every worker gets a share."""
+    with LocalSite(books=1000, seed=7, latency_ms=40) as site:
+        yield site
+
+
+def test_three_workers_split_the_catalogue(slow_site: LocalSite, redis_server: str, tmp_path: Path) -> None:
+    logs = [tmp_path / f"w{n}.log" for n in range(3)]
+    workers = [start_worker(slow_site, tmp_path / "out", log, redis_server) for log in logs]
+    assert [w.wait(timeout=300) for w in workers] == [0, 0, 0]
+    rows = upcs(tmp_path / "out")
+    assert len(rows) == 1000 and len(set(rows)) == 1000  # every book once: no duplicate fetch or row
+    texts = [log.read_text() for log in logs]
+    shares = [stat(text, "item_scraped_count") for text in texts]
+    assert sum(shares) == 1000 and all(share > 0 for share in shares), shares
+    assert all("Traceback" not in t and "Deprecat" not in t for t in texts)
+    pages = slow_site.stats()["requests"]
+    assert pages <= 1000 + 50 + 1 + 3  # books + listing pages + robots.txt per worker: nothing twice
+    assert redis.Redis.from_url(redis_server).keys("scraper:books:*") == []  # the last one cleared
+
+
+def test_a_killed_worker_loses_nothing(slow_site: LocalSite, redis_server: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    logs = [tmp_path / f"w{n}.log" for n in range(3)]
+    workers = [start_worker(slow_site, out, log, redis_server, "-s", "LOGSTATS_INTERVAL=0.5")
+               for log in logs]
+    victim = workers[0]
+    # Kill it mid-crawl while it is busy: downloads in flight, rows in its open part.
+    client = redis.Redis.from_url(redis_server)
+
+    def victim_holds_leases() -> bool:
+        owners = client.hvals("scraper:books:lease_owner")
+        return sum(owner.decode().split(":")[1] == str(victim.pid) for owner in owners) >= 3
+
+    wait_for(lambda: busy(logs[0]) and victim_holds_leases(), timeout=120, interval=0.02)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert [w.wait(timeout=300) for w in workers[1:]] == [0, 0]
+    rows = upcs(out)
+    assert len(set(rows)) == 1000, "books lost"
+    assert len(rows) == 1000, "duplicate rows"
+    survivors = "".join(log.read_text() for log in logs[1:])
+    assert stat(survivors, "redis/reclaimed") >= 1  # the victim's leases expired and were taken back
+
+
+def test_seeding_from_a_redis_key(redis_server: str, tmp_path: Path) -> None:
+    with LocalSite(books=40, seed=8) as site:
+        client = redis.Redis.from_url(redis_server)
+        client.lpush("books:start_urls", f'{{"url": "{site.url}"}}')
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}catalogue/page-1.html",
+                           "-s", f"REDIS_URL={redis_server}", *FAST_LEASES)
+    assert result.returncode == 0, result.log[-3000:]
+    assert len(set(upcs(tmp_path / "out"))) == 40
+    assert stat(result.log, "redis/start_urls") == 1
+
+
+def test_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:
+    with RedisServer() as url:
+        pass  # a port that just stopped listening
+    secret_url = url.replace("redis://", "redis://:hunter2@")
+    with LocalSite(books=5) as site:
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
+                           "-s", f"REDIS_URL={secret_url}", timeout=120)
+    assert result.returncode != 0
+    assert "Cannot reach Redis at redis://***@127.0.0.1" in result.log
+    assert "Engine slot" not in result.log  # failed at start-up, before the engine opened
+    assert "hunter2" not in result.log
