@@ -55,6 +55,14 @@ def sidecar_uri(crawler: Crawler, name: str) -> str:
     return join_uri(format_uri(template, crawler.spider, start, ""), name)
 
 
+def side_location(crawler: Crawler, uri_template: str, name: str) -> str:
+    """Where a side output (dead letters, raw archive) goes: its own URI template when the user set
+    one (placeholders as in ``PARQUET_URI``), else the directory ``name`` beside the dataset."""
+    if uri_template:
+        return format_uri(uri_template, crawler.spider, crawl_time(crawler), "")
+    return sidecar_uri(crawler, name)
+
+
 def join_uri(base: str, name: str) -> str:
     """``base``/``name``, keeping a URI's query string (``s3://b/p?endpoint_override=…``) at the end."""
     if "://" not in base:

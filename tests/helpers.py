@@ -64,8 +64,9 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.1) -> None:
 class RedisServer:
     """``with RedisServer() as url:`` a private ``redis-server`` on a free port, no persistence."""
 
-    def __init__(self, password: str | None = None) -> None:
+    def __init__(self, password: str | None = None, data_dir: Path | None = None) -> None:
         self.password = password
+        self.data_dir = data_dir  # set: an append-only file there survives a restart
         self.proc: subprocess.Popen | None = None
         self.port = 0
 
@@ -73,10 +74,15 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (make install-test installs it)")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        if not self.port:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                self.port = sock.getsockname()[1]
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        if self.data_dir is not None:
+            argv += ["--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            argv += ["--appendonly", "no"]
         if self.password:
             argv += ["--requirepass", self.password]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -268,3 +268,22 @@ def test_cancelled_job_leaves_only_complete_parts(scrapyd: Scrapyd, deployed: di
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["complete"] is False and manifest["rows"] == rows
     assert time.monotonic() - started < 30
+
+
+def test_two_jobs_sharing_a_redis_url_cooperate(scrapyd: Scrapyd, deployed: dict[str, Any],
+                                                redis_server: str, tmp_path: Path) -> None:
+    """Two Scrapyd jobs with one REDIS_URL are two workers of one crawl: the catalogue is split,
+    nothing is fetched or written twice."""
+    with LocalSite(books=300, seed=9, latency_ms=20) as site:
+        settings = {"PARQUET_URI": f"{tmp_path}/shared/", "REDIS_URL": redis_server,
+                    "REDIS_CHECKPOINT_INTERVAL": "1", "NORMALIZE_WORKERS": "1"}
+        jobs = [scrapyd.schedule("books", {"start_url": site.url}, settings) for _ in range(2)]
+        scrapyd.wait_finished(*jobs, timeout=180)
+        pages = site.stats()["requests"]
+    logs = [scrapyd.job_log("books", job) for job in jobs]
+    for log in logs:
+        assert "Traceback" not in log and "'finish_reason': 'finished'" in log, log[-3000:]
+        assert "Redis frontier scraper:books" in log
+    rows = ds.dataset(tmp_path / "shared", format="parquet").to_table(columns=["upc"]).column("upc").to_pylist()
+    assert len(rows) == 300 and len(set(rows)) == 300
+    assert pages <= 300 + 15 + 2  # books + listing pages + a robots.txt each: nothing twice

@@ -24,7 +24,7 @@ from scrapy.exceptions import NotConfigured
 
 from scraper import signals as our_signals
 from scraper.config import get_bool
-from scraper.output import crawl_time, format_uri, sidecar_uri
+from scraper.output import side_location
 from scraper.parquet.dataset import resolve_uri
 from scraper.secrets import mask_url
 
@@ -49,9 +49,7 @@ class DeadLetterExtension:
         return ext
 
     def location(self) -> str:
-        if self.uri_template:
-            return format_uri(self.uri_template, self.crawler.spider, crawl_time(self.crawler), "")
-        return sidecar_uri(self.crawler, "_deadletter")
+        return side_location(self.crawler, self.uri_template, "_deadletter")
 
     def record(self, record: dict[str, Any]) -> None:
         if self._stream is None:

@@ -33,7 +33,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Request, Response
 
 from scraper.config import get_bool
-from scraper.output import crawl_time, format_uri, sidecar_uri
+from scraper.output import side_location
 from scraper.parquet.dataset import resolve_uri
 from scraper.secrets import mask_url
 
@@ -70,9 +70,7 @@ class RawArchiveExtension:
         return ext
 
     def location(self) -> str:
-        if self.uri_template:
-            return format_uri(self.uri_template, self.crawler.spider, crawl_time(self.crawler), "")
-        return sidecar_uri(self.crawler, "_raw")
+        return side_location(self.crawler, self.uri_template, "_raw")
 
     def response_received(self, response: Response, request: Request) -> None:
         name = request.meta.get(META_KEY)

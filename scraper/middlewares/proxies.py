@@ -171,13 +171,10 @@ class RotatingProxyMiddleware:
                 await sleep(CAP_POLL)  # all at their cap: one will be released soon
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
-        name = request.meta.get(ROUTED_VIA)
-        if name is None:
+        routed = self._finished(request)
+        if routed is None:
             return response
-        url = self._by_name.get(name)
-        self._release(request)
-        if url is None:  # removed from the list meanwhile
-            return response
+        name, url = routed
         verdict, reason = self.policy.classify_response(request, response)
         if verdict is Verdict.BAN:
             return self._banned(request, url, name, reason, response) or response
@@ -186,13 +183,10 @@ class RotatingProxyMiddleware:
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> Request | None:
-        name = request.meta.get(ROUTED_VIA)
-        if name is None:
+        routed = self._finished(request)
+        if routed is None:
             return None
-        url = self._by_name.get(name)
-        self._release(request)
-        if url is None:
-            return None
+        name, url = routed
         verdict, reason = self.policy.classify_exception(request, exception)
         if verdict is Verdict.BAN:
             return self._banned(request, url, name, reason, None)
@@ -215,6 +209,16 @@ class RotatingProxyMiddleware:
         for key in ("proxy", "_auth_proxy", ROUTED_VIA, TAKEN_KEY):
             request.meta.pop(key, None)
         request.headers.pop(b"Proxy-Authorization", None)
+
+    def _finished(self, request: Request) -> tuple[str, str] | None:
+        """A routed request is back: release its place; its proxy's (name, URL), unless it was not
+        routed here or its proxy has left the list meanwhile."""
+        name = request.meta.get(ROUTED_VIA)
+        if name is None:
+            return None
+        self._release(request)
+        url = self._by_name.get(name)
+        return None if url is None else (name, url)
 
     def _release(self, request: Request) -> None:
         if request.meta.pop(TAKEN_KEY, False):

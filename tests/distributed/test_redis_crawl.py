@@ -105,3 +105,19 @@ def test_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:
     assert "Cannot reach Redis at redis://***@127.0.0.1" in result.log
     assert "Engine slot" not in result.log  # failed at start-up, before the engine opened
     assert "hunter2" not in result.log
+
+
+def test_workers_ride_out_a_redis_restart(slow_site: LocalSite, tmp_path: Path) -> None:
+    server = RedisServer(data_dir=tmp_path)
+    url = server.start()
+    try:
+        logs = [tmp_path / f"w{n}.log" for n in range(2)]
+        workers = [start_worker(slow_site, tmp_path / "out", log, url) for log in logs]
+        wait_for(lambda: slow_site.stats()["requests"] > 300, timeout=120)
+        server.stop()  # a clean shutdown: the append-only file keeps the frontier
+        server.start()  # same port, same data
+        assert [w.wait(timeout=300) for w in workers] == [0, 0]
+    finally:
+        server.stop()
+    rows = upcs(tmp_path / "out")
+    assert len(rows) == 1000 and len(set(rows)) == 1000
