@@ -45,6 +45,8 @@ ITEM_PIPELINES = {
 }
 
 EXTENSIONS = {
+    "scrapy.extensions.logstats.LogStats": None,  # replaced by the progress line (same LOGSTATS_INTERVAL)
+    "scraper.extensions.progress.ProgressLog": 0,
     "scraper.extensions.deadletter.DeadLetterExtension": 0,
     "scraper.extensions.rawarchive.RawArchiveExtension": 0,
     "scraper.extensions.redis_check.RedisCheck": 0,

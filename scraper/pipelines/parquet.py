@@ -174,6 +174,9 @@ class ParquetPipeline:
         self._locations[location] = item_cls
         self.writers[item_cls] = writer
         logger.info("Parquet: writing %s items to %s", item_type_name(item_cls), self._display(writer))
+        stats = self.crawler.stats
+        if stats is not None:
+            stats.set_value(f"parquet/dataset/{item_type_name(item_cls)}", self._display(writer))
         return writer
 
     @staticmethod

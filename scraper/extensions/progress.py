@@ -1,0 +1,105 @@
+"""Progress line and end-of-crawl summary: what someone watching a long crawl wants to see.
+
+Replaces Scrapy's ``LogStats`` (same ``LOGSTATS_INTERVAL`` setting, 0 = off, and the same opening words,
+so tools that parse "Crawled N pages (at X pages/min), scraped M items (at Y items/min)" keep working)
+with a line that goes on: requests in flight, retries waiting, the share of 429s since the last line,
+the busiest download slots (active / concurrency limit) and, with proxy rotation, the proxies' health.
+At the end it logs one summary: items written, dropped and dead-lettered, and where the data went.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
+
+from scraper.config import get_float
+
+logger = logging.getLogger(__name__)
+
+BUSIEST_SLOTS = 3  # slots named on the progress line
+
+
+class ProgressLog:
+    def __init__(self, crawler: Crawler, interval: float) -> None:
+        self.crawler = crawler
+        self.interval = interval
+        self.multiplier = 60.0 / interval
+        self._previous = {"pages": 0, "items": 0, "429": 0}
+        self._loop: AsyncioLoopingCall | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ProgressLog:
+        interval = get_float(crawler.settings, "LOGSTATS_INTERVAL", 60.0, minimum=0)
+        if not interval:
+            raise NotConfigured
+        ext = cls(crawler, interval)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_opened(self) -> None:
+        self._loop = create_looping_call(self.log)
+        self._loop.start(self.interval)
+
+    def log(self) -> None:
+        stats = self._stats()
+        pages, items = stats.get("response_received_count", 0), stats.get("item_scraped_count", 0)
+        limited = stats.get("downloader/response_status_count/429", 0)
+        new_pages = pages - self._previous["pages"]
+        share = (limited - self._previous["429"]) / new_pages if new_pages else 0.0
+        rates = (new_pages * self.multiplier, (items - self._previous["items"]) * self.multiplier)
+        self._previous = {"pages": pages, "items": items, "429": limited}
+        parts = [f"{self._in_flight()} in flight", f"{stats.get('retry/pending', 0)} retries pending",
+                 f"429s {share:.0%}"]
+        slots = self._busiest_slots()
+        if slots:
+            parts.append("slots " + ", ".join(slots))
+        if "proxy/good" in stats:
+            parts.append(f"proxies {stats['proxy/good']} good, {stats.get('proxy/cooling', 0)} cooling")
+        logger.info("Crawled %d pages (at %d pages/min), scraped %d items (at %d items/min); %s",
+                    pages, rates[0], items, rates[1], "; ".join(parts))
+
+    def spider_closed(self, reason: str) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        stats = self._stats()
+        collector = self.crawler.stats
+        assert collector is not None
+        start, finish = stats.get("start_time"), stats.get("finish_time")
+        if start and finish and (minutes := (finish - start).total_seconds() / 60) > 0:
+            collector.set_value("responses_per_minute", stats.get("response_received_count", 0) / minutes)
+            collector.set_value("items_per_minute", stats.get("item_scraped_count", 0) / minutes)
+        datasets = [value for key, value in stats.items() if key.startswith("parquet/dataset/")]
+        logger.info("Crawl %s: %d items written, %d dropped, %d dead-lettered; %d pages, %d malformed; data: %s",
+                    reason, stats.get("parquet/rows", stats.get("item_scraped_count", 0)),
+                    stats.get("item_dropped_count", 0), stats.get("deadletter/count", 0),
+                    stats.get("response_received_count", 0), stats.get("pages/malformed", 0),
+                    ", ".join(datasets) or "no Parquet output")
+
+    def _stats(self) -> dict[str, Any]:
+        collector = self.crawler.stats
+        assert collector is not None
+        return collector.get_stats()
+
+    def _engine(self) -> Any:
+        try:
+            return self.crawler.engine
+        except RuntimeError:
+            return None
+
+    def _in_flight(self) -> int:
+        engine = self._engine()
+        return len(engine.downloader.active) if engine is not None else 0
+
+    def _busiest_slots(self) -> list[str]:
+        engine = self._engine()
+        if engine is None:
+            return []
+        slots = sorted(engine.downloader.slots.items(),
+                       key=lambda kv: (-len(kv[1].active), -kv[1].concurrency))[:BUSIEST_SLOTS]
+        return [f"{key} {len(slot.active)}/{slot.concurrency}" for key, slot in slots]

@@ -1,0 +1,30 @@
+"""The progress line and the end-of-crawl summary, in a real crawl's log."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from scraper.localsite.process import LocalSite
+from tests.helpers import run_crawl
+
+LINE = re.compile(r"Crawled (\d+) pages \(at \d+ pages/min\), scraped (\d+) items \(at \d+ items/min\); "
+                  r"\d+ in flight; \d+ retries pending; 429s \d+%; slots 127\.0\.0\.1 \d+/\d+")
+
+
+def test_progress_line_and_summary(tmp_path: Path) -> None:
+    with LocalSite(books=60, seed=11, latency_ms=30, malformed_rate=0.1) as site:
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
+                           "-s", "LOGSTATS_INTERVAL=0.3")
+    assert result.returncode == 0, result.log[-3000:]
+    lines = LINE.findall(result.log)
+    assert lines, result.log[-3000:]
+    assert "[scrapy.extensions.logstats]" not in result.log  # replaced, not doubled
+    pages, items = map(int, lines[-1])
+    assert pages >= items
+    summary = re.search(r"Crawl finished: (\d+) items written, 0 dropped, (\d+) dead-lettered; (\d+) pages, "
+                        r"(\d+) malformed; data: (\S+)", result.log)
+    assert summary is not None, result.log[-3000:]
+    written, _, _, malformed, where = summary.groups()
+    assert int(written) + int(malformed) == 60 and int(malformed) > 0
+    assert where == str(tmp_path / "out")
