@@ -52,6 +52,7 @@ from scraper.config import InvalidSetting, get_bool, get_float, get_int
 from scraper.distributed.connection import connect, redis_url
 from scraper.distributed.dupefilter import LeasingDupeFilter, bloom_size
 from scraper.distributed.frontier import Frontier, FrontierKeys, Taken
+from scraper.proxies import ROUTED_VIA
 from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER
 from scraper.secrets import mask_url, redact
 
@@ -183,6 +184,8 @@ class LeasingScheduler(RedisScheduler):
     def enqueue_request(self, request: Request) -> bool:
         lease = request.meta.pop(LEASE_KEY, None)
         request.meta.pop(VIA_SCHEDULER, None)
+        if request.meta.get(ROUTED_VIA):  # a rotating proxy's credentials never go to Redis:
+            request.headers.pop(b"Proxy-Authorization", None)  # the next attempt is routed anew
         if not request.dont_filter and self.df.request_seen(request):
             self.df.log(request, self.spider)
             return False

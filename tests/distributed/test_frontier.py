@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -113,3 +114,31 @@ def test_dupefilter_uses_scrapys_fingerprinter_and_bloom_is_atomic(redis_server:
     assert seen <= 10  # false positives stay near the configured 0.1%
     bits, hashes = bloom_size(10_000, 0.001)
     assert client.strlen(bloom.key) <= bits // 8 + 1 and hashes == 10
+
+
+def test_scheduler_keeps_rotating_proxy_credentials_out_of_redis(redis_server: str) -> None:
+    from scraper.distributed.scheduler import LeasingScheduler
+    from scraper.proxies import ROUTED_VIA
+
+    crawler = get_crawler(DemoSpider, settings_dict={"REDIS_URL": redis_server,
+                                                     "REDIS_KEY_PREFIX": f"test:{uuid.uuid4().hex}"})
+    spider = crawler._create_spider()
+    crawler.spider = spider
+    scheduler = LeasingScheduler.from_crawler(crawler)
+
+    async def scenario() -> None:  # open() starts its lease/checkpoint loop: needs a running loop
+        scheduler.open(spider)
+        try:
+            retry = Request("http://a/1", dont_filter=True, meta={ROUTED_VIA: "http://u:***@p:1"},
+                            headers={"Proxy-Authorization": "Basic c2VjcmV0LXB3"})
+            assert scheduler.enqueue_request(retry)
+            client = redis.Redis.from_url(redis_server)
+            payloads = client.zrange(scheduler.frontier.keys.queue, 0, -1)
+            assert payloads and not any(b"c2VjcmV0LXB3" in p for p in payloads)
+            taken = scheduler.next_request()
+            assert taken is not None and taken.url == "http://a/1"
+        finally:
+            scheduler._loop.stop()
+            scheduler.frontier.clear()
+
+    asyncio.run(scenario())
