@@ -47,6 +47,7 @@ ITEM_PIPELINES = {
 EXTENSIONS = {
     "scrapy.extensions.logstats.LogStats": None,  # replaced by the progress line (same LOGSTATS_INTERVAL)
     "scraper.extensions.progress.ProgressLog": 0,
+    "scraper.extensions.report.RunReport": 0,
     "scraper.extensions.deadletter.DeadLetterExtension": 0,
     "scraper.extensions.rawarchive.RawArchiveExtension": 0,
     "scraper.extensions.redis_check.RedisCheck": 0,
@@ -110,6 +111,8 @@ FAKEUSERAGENT_PROVIDERS = ["scraper.useragents.BrowserUserAgentProvider"]
 FAKEUSERAGENT_FALLBACK = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
                           "Chrome/135.0.0.0 Safari/537.36")
 USERAGENT_STICKY = "none"
+
+RUN_REPORT_ENABLED = False  # True: _report/report.html beside the dataset (plots of the run)
 
 DEADLETTER_ENABLED = True
 DEADLETTER_URI = ""  # "" = `_deadletter/` beside the Parquet dataset

@@ -3,7 +3,7 @@
 Replaces Scrapy's ``LogStats`` (same ``LOGSTATS_INTERVAL`` setting, 0 = off, and the same opening words,
 so tools that parse "Crawled N pages (at X pages/min), scraped M items (at Y items/min)" keep working)
 with a line that goes on: requests in flight, retries waiting, the share of 429s since the last line,
-the busiest download slots (active / concurrency limit) and, with proxy rotation, the proxies' health.
+the busiest download slots (downloading / concurrency limit) and, with proxy rotation, the proxies' health.
 At the end it logs one summary: items written, dropped and dead-lettered, and where the data went.
 """
 
@@ -101,5 +101,5 @@ class ProgressLog:
         if engine is None:
             return []
         slots = sorted(engine.downloader.slots.items(),
-                       key=lambda kv: (-len(kv[1].active), -kv[1].concurrency))[:BUSIEST_SLOTS]
-        return [f"{key} {len(slot.active)}/{slot.concurrency}" for key, slot in slots]
+                       key=lambda kv: (-len(kv[1].transferring), -len(kv[1].active)))[:BUSIEST_SLOTS]
+        return [f"{key} {len(slot.transferring)}/{slot.concurrency}" for key, slot in slots]
