@@ -22,14 +22,15 @@ from typing import Any
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+import scrapyd  # noqa: F401 - the server the tests start
 
 from scraper.localsite.process import LocalSite
 from tests.helpers import ROOT, wait_for
 
-pytest.importorskip("scrapyd", reason="scrapyd is in requirements-test.txt (make install-test)")
+# scrapyd and scrapyd-client come from requirements-test.txt (make install-test): a missing one fails
+# the tests, it never skips them.
 SCRAPYD_DEPLOY = Path(sys.executable).with_name("scrapyd-deploy")
-if not SCRAPYD_DEPLOY.exists():
-    pytest.skip("scrapyd-client is in requirements-test.txt (make install-test)", allow_module_level=True)
+assert SCRAPYD_DEPLOY.exists(), "scrapyd-client is missing: run make install-test"
 
 PROJECT = "scraper"
 # Never the developer's own settings: a test Scrapyd reads only its own scrapyd.conf.
