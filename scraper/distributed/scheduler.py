@@ -30,22 +30,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import deque
 import logging
 import os
 import socket
 import time
 import uuid
+from collections import deque
+from collections.abc import Collection
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
-from scrapy import Request, Spider
+from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
+from scrapy.http import Response
+from scrapy.utils.asyncio import AsyncioLoopingCall, CallLaterResult, call_later, create_looping_call
 from scrapy_redis import picklecompat
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
-from scrapy.utils.asyncio import AsyncioLoopingCall, CallLaterResult, call_later, create_looping_call
 
 from scraper import signals as our_signals
 from scraper.config import InvalidSetting, get_bool, get_float, get_int
@@ -143,8 +145,16 @@ class LeasingScheduler(RedisScheduler):
         counts = self.frontier.counts()
         logger.info("Redis frontier %s at %s: %s pending, %s delayed, %s leased; worker %s", namespace,
                     mask_url(self.url), counts.pending, counts.delayed, counts.leased, self.worker)
+        self.crawler.signals.connect(self._response_received, signal=signals.response_received)
         self._loop = create_looping_call(self._tick)
         self._loop.start(min(self.lease_seconds / 3, self.checkpoint_interval, 1.0), now=False)
+
+    def _response_received(self, response: Response, request: Request) -> None:
+        """From here on the request is the spider's: its lease is acked by a checkpoint, never
+        handed on. (A callback that passes ``meta=response.meta`` to new requests would otherwise
+        hand them the lease, and a transfer would ack it before the response's items are durable.)
+        Requests a downloader middleware sends back instead (retries, redirects) keep it."""
+        request.meta.pop(LEASE_KEY, None)
 
     def close(self, reason: str) -> None:
         """Everything has left the engine and the pipelines have closed their parts: ack it all."""
@@ -327,10 +337,11 @@ class LeasingScheduler(RedisScheduler):
         if slot is not None and getattr(slot, "nextcall", None) is not None:
             slot.nextcall.schedule()
 
-    def _in_progress(self) -> set[Request]:
-        """Requests the engine is still downloading or scraping (taken from this scheduler). Scrapy has
-        no public API for this; the engine slot's ``inprogress`` set is it (checked by the tests)."""
-        return set(getattr(self._engine_slot(), "inprogress", ()))
+    def _in_progress(self) -> Collection[Request]:
+        """Requests the engine is still downloading or scraping (taken from this scheduler), live: read
+        it, do not keep it across an ``await``. Scrapy has no public API for this; the engine slot's
+        ``inprogress`` set is it (checked by the tests)."""
+        return getattr(self._engine_slot(), "inprogress", ())
 
     def _seed_from_start_urls(self) -> bool:
         """Move URLs fed from outside (``LPUSH <spider>:start_urls``) into the frontier."""

@@ -142,3 +142,35 @@ def test_scheduler_keeps_rotating_proxy_credentials_out_of_redis(redis_server: s
             scheduler.frontier.clear()
 
     asyncio.run(scenario())
+
+
+def test_a_callback_passing_response_meta_on_does_not_hand_its_lease_on(redis_server: str) -> None:
+    """Only downloader follow-ups (retries, redirects) take over a lease; a child request made with
+    ``meta=response.meta`` must not, or its parent would be acked before its items are durable."""
+    from scrapy import signals
+    from scrapy.http import Response
+
+    from scraper.distributed.scheduler import LeasingScheduler
+
+    crawler = get_crawler(DemoSpider, settings_dict={"REDIS_URL": redis_server,
+                                                     "REDIS_KEY_PREFIX": f"test:{uuid.uuid4().hex}"})
+    spider = crawler._create_spider()
+    crawler.spider = spider
+    scheduler = LeasingScheduler.from_crawler(crawler)
+
+    async def scenario() -> None:
+        scheduler.open(spider)
+        try:
+            scheduler.enqueue_request(Request("http://a/parent"))
+            parent = scheduler.next_request()
+            response = Response(parent.url, request=parent)
+            crawler.signals.send_catch_log(signals.response_received, response=response, request=parent,
+                                           spider=spider)
+            scheduler.enqueue_request(Request("http://a/child", meta=response.meta))
+            assert list(scheduler.held.values()) == [parent]  # still held, acked by a checkpoint
+            assert scheduler.frontier.counts().leased == 1
+        finally:
+            scheduler._loop.stop()
+            scheduler.frontier.clear()
+
+    asyncio.run(scenario())
