@@ -70,8 +70,6 @@ class RotatingProxyMiddleware:
         self.fallback_direct = fallback_direct
         self.log_interval = log_interval
         self.check_interval = check_interval
-        self._by_name: dict[str, str] = {}
-        self._index()
         self._loop: AsyncioLoopingCall | None = None
         self._last_summary = time.monotonic()
         self._last_wait_log = 0.0
@@ -132,7 +130,6 @@ class RotatingProxyMiddleware:
         urls = self.sources.reload_if_changed()
         if urls is not None:
             added, removed = self.pool.update(urls)
-            self._index()
             self._stats_inc("proxy/list_reloads")
             logger.info("Proxy list changed: %d proxies (added: %s; removed: %s)", len(self.pool),
                         ", ".join(added) or "none", ", ".join(removed) or "none")
@@ -217,12 +214,12 @@ class RotatingProxyMiddleware:
         if name is None:
             return None
         self._release(request)
-        url = self._by_name.get(name)
+        url = self.pool.by_name.get(name)
         return None if url is None else (name, url)
 
     def _release(self, request: Request) -> None:
         if request.meta.pop(TAKEN_KEY, False):
-            url = self._by_name.get(request.meta.get(ROUTED_VIA, ""))
+            url = self.pool.by_name.get(request.meta.get(ROUTED_VIA, ""))
             if url is not None:
                 self.pool.release(url)
 
@@ -253,9 +250,6 @@ class RotatingProxyMiddleware:
         if via_scheduler(request):
             return send_back(retry, time.time())
         return retry
-
-    def _index(self) -> None:
-        self._by_name = {proxy.name: url for url, proxy in self.pool.proxies.items()}
 
     # -- visibility --------------------------------------------------------------------------------
 

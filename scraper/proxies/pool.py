@@ -92,6 +92,7 @@ class ProxyPool:
         self.clock = clock
         self.rng = rng or random.Random()
         self.proxies: dict[str, Proxy] = {}
+        self.by_name: dict[str, str] = {}  # masked name -> URL (names are what requests carry)
         self.sessions: dict[str, str] = {}
         self.reanimated = 0
         self.update(urls)
@@ -104,13 +105,21 @@ class ProxyPool:
         Returns the masked names added and removed."""
         wanted = list(dict.fromkeys(urls))
         added = [url for url in wanted if url not in self.proxies]
-        removed = [url for url in self.proxies if url not in wanted]
-        for url in removed:
-            del self.proxies[url]
+        removed = [self.proxies.pop(url).name for url in list(self.proxies) if url not in wanted]
         self.sessions = {key: url for key, url in self.sessions.items() if url in self.proxies}
         for url in added:
-            self.proxies[url] = Proxy(url=url, name=mask_url(url))
-        return [mask_url(url) for url in added], [mask_url(url) for url in removed]
+            self.proxies[url] = Proxy(url=url, name=self._unique_name(url))
+        self.by_name = {proxy.name: url for url, proxy in self.proxies.items()}
+        return [self.proxies[url].name for url in added], removed
+
+    def _unique_name(self, url: str) -> str:
+        """The masked URL; two proxies that differ only in their password get ``#2``, ``#3``…"""
+        taken = {proxy.name for proxy in self.proxies.values()}
+        name, n = mask_url(url), 1
+        while name in taken:
+            n += 1
+            name = f"{mask_url(url)}#{n}"
+        return name
 
     def __len__(self) -> int:
         return len(self.proxies)

@@ -313,3 +313,10 @@ def test_proxy_name_never_contains_the_password() -> None:
     assert choice.proxy.url == url  # the middleware needs the credentials
     assert choice.proxy.name == "http://alice:***@proxy.example:3128"
     assert "s3cr3t-pw" not in choice.proxy.name
+
+
+def test_proxies_differing_only_in_password_get_distinct_names() -> None:
+    pool = ProxyPool(["http://u:one@h:1", "http://u:two@h:1"], rng=random.Random(1))
+    names = [proxy.name for proxy in pool.proxies.values()]
+    assert names == ["http://u:***@h:1", "http://u:***@h:1#2"]
+    assert pool.by_name == {"http://u:***@h:1": "http://u:one@h:1", "http://u:***@h:1#2": "http://u:two@h:1"}
