@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)  # the tests start their own redis-server
+# install-test gets Debian's redis-server when it is missing: the tests start their own on free ports.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install install-test demo test crawl deploy bench bench-pipeline bench-ratelimit bench-workers clean
 

@@ -11,6 +11,7 @@ Settings: ``USERAGENT_BROWSERS`` (Chrome, Firefox, Edge, Safari), ``USERAGENT_PL
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from fake_useragent import UserAgent
@@ -43,7 +44,8 @@ class BrowserUserAgentProvider(BaseProvider):
                                  f"browsers that fake-useragent has for platforms {platforms} and "
                                  f"OS {systems} at version >= {min_version}")
         self._agents = [record["useragent"] for record in records]
-        self._weights = [max(record["percent"], 0.001) for record in records]
+        # Cumulative once here: random.choices would re-add ~2,000 weights on every request.
+        self._cum_weights = list(itertools.accumulate(max(record["percent"], 0.001) for record in records))
         self._rng = rng or random.Random()
         self._ua_type = "browser"
 
@@ -51,4 +53,4 @@ class BrowserUserAgentProvider(BaseProvider):
         return len(self._agents)
 
     def get_random_ua(self) -> str:
-        return self._rng.choices(self._agents, self._weights)[0]
+        return self._rng.choices(self._agents, cum_weights=self._cum_weights)[0]
