@@ -25,3 +25,7 @@ def upper(record: dict[str, Any]) -> dict[str, Any]:
     if record.get("crash"):
         os._exit(13)  # kills the worker: BrokenProcessPool in the parent
     return {"text": str(record["text"]).upper(), "pid": os.getpid()}
+
+
+def with_length(record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, "length": len(str(record["text"]))}

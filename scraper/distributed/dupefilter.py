@@ -20,6 +20,8 @@ from redis import Redis
 from scrapy import Request
 from scrapy_redis.dupefilter import RFPDupeFilter
 
+from scraper.distributed.frontier import SeenCheck
+
 logger = logging.getLogger(__name__)
 
 MAX_BLOOM_BITS = 2**32  # one Redis string holds at most 512 MiB
@@ -58,6 +60,14 @@ class LeasingDupeFilter(RFPDupeFilter):
         if self.bloom is None:
             return super().request_seen(request)
         return not self._bloom_script(keys=[self.key], args=self._offsets(request))
+
+    def seen_check(self, request: Request) -> SeenCheck:
+        """The check :meth:`Frontier.enqueue` runs in the same atomic step as the push (the
+        scheduler's way in: ``request_seen`` then a push would lose a request whose ``SADD`` ran
+        but whose reply was lost to a Redis restart, since the retried ``SADD`` says "seen")."""
+        if self.bloom is None:
+            return SeenCheck("set", self.key, [self.request_fingerprint(request)])
+        return SeenCheck("bloom", self.key, list(self._offsets(request)))
 
     def _offsets(self, request: Request) -> list[int]:
         bits, hashes = self.bloom  # type: ignore[misc]

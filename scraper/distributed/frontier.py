@@ -84,6 +84,36 @@ end
 return n
 """
 
+ENQUEUE = """
+-- KEYS: queue, delayed, leases, leased, owners, seen (the dupefilter's key)
+-- ARGV: target ('queue' or 'delayed'), score, member, seen check ('none', 'set' or 'bloom'),
+--       #check args, check args..., leases to ack...
+-- Check-and-push in one step: run twice (a reply lost to a Redis restart, then retried by the
+-- client), it cannot drop a request as "already seen" that the first run never queued.
+local checks = tonumber(ARGV[5])
+local new = 1
+if ARGV[4] == 'set' then
+  new = redis.call('SADD', KEYS[6], ARGV[6])
+elseif ARGV[4] == 'bloom' then
+  new = 0
+  for i = 6, 5 + checks do
+    if redis.call('SETBIT', KEYS[6], ARGV[i], 1) == 0 then
+      new = 1
+    end
+  end
+end
+if new == 0 then
+  return 0
+end
+redis.call('ZADD', ARGV[1] == 'delayed' and KEYS[2] or KEYS[1], ARGV[2], ARGV[3])
+for i = 6 + checks, #ARGV do  -- the leased request this one follows up is done
+  redis.call('ZREM', KEYS[3], ARGV[i])
+  redis.call('HDEL', KEYS[4], ARGV[i])
+  redis.call('HDEL', KEYS[5], ARGV[i])
+end
+return 1
+"""
+
 RELEASE = _REQUEUE + """
 -- KEYS: queue, leases, leased, owners; ARGV: ids...  (give leased requests back: a graceful stop)
 local n = 0
@@ -120,6 +150,16 @@ class FrontierKeys:
 
 
 @dataclass(frozen=True)
+class SeenCheck:
+    """How the dupefilter tells a new request: ``how`` is ``"set"`` (``args`` = [fingerprint], a
+    Redis set at ``key``) or ``"bloom"`` (``args`` = bit offsets in a bitmap at ``key``)."""
+
+    how: str
+    key: str
+    args: list[str | int]
+
+
+@dataclass(frozen=True)
 class Taken:
     lease: str
     payload: bytes
@@ -150,23 +190,31 @@ class Frontier:
         self._take = server.register_script(TAKE)
         self._extend = server.register_script(EXTEND)
         self._release = server.register_script(RELEASE)
+        self._enqueue = server.register_script(ENQUEUE)
+
+    def enqueue(self, payload: bytes, priority: int, due: float | None = None, *,
+                seen: SeenCheck | None = None, ack: Sequence[str] = ()) -> bool:
+        """Queue a request (delayed until ``due``, epoch seconds, if given) unless ``seen`` says it
+        was seen before, and ack the ``ack`` leases it follows up, in one atomic, retry-safe step.
+        False: a duplicate (nothing queued, nothing acked)."""
+        if due is None:
+            target, score, member = "queue", -priority, payload
+        else:
+            target, score, member = "delayed", due, _member(payload, priority)
+        how, key, checks = ("none", self.keys.queue, []) if seen is None else (seen.how, seen.key, seen.args)
+        keys = [self.keys.queue, self.keys.delayed, self.keys.leases, self.keys.leased, self.keys.owners, key]
+        return bool(self._enqueue(keys=keys, args=[target, score, member, how, len(checks), *checks, *ack]))
 
     def push(self, payload: bytes, priority: int) -> None:
-        self.server.zadd(self.keys.queue, {payload: -priority})
+        self.enqueue(payload, priority)
 
     def push_delayed(self, payload: bytes, priority: int, due: float) -> None:
-        self.server.zadd(self.keys.delayed, {_member(payload, priority): due})
+        self.enqueue(payload, priority, due)
 
     def transfer(self, ack: Sequence[str], payload: bytes, priority: int, due: float | None) -> None:
         """Push a follow-up of a leased request (a retry) and ack the lease, atomically: a crash
         between the two can neither lose the request nor run it twice."""
-        pipe = self.server.pipeline(transaction=True)
-        if due is None:
-            pipe.zadd(self.keys.queue, {payload: -priority})
-        else:
-            pipe.zadd(self.keys.delayed, {_member(payload, priority): due})
-        self._ack_into(pipe, ack)
-        pipe.execute()
+        self.enqueue(payload, priority, due, ack=ack)
 
     def take(self, count: int = 1) -> tuple[list[Taken], int]:
         """Up to ``count`` of the best pending requests, now leased to the caller, and how many

@@ -17,8 +17,11 @@ queue and dupefilter when any one worker closes (``SCHEDULER_PERSIST=False``). H
 - **Follow-ups** of a leased request (a delayed retry, a redirect, a ban re-route) are pushed and the
   lease acked in one transaction. Delayed retries wait in Redis (``<ns>:delayed``), not in a worker.
 - **Idle-close across workers**: a worker is idle when nothing is pending, delayed or leased by
-  anyone; it then closes on Scrapy's usual idle check. Empty answers are cached for
-  ``REDIS_IDLE_POLL`` seconds so idle workers do not hammer Redis.
+  anyone; it then closes on Scrapy's usual idle check. An empty answer is cached for
+  :data:`IDLE_POLL_FIRST` seconds, doubling with every further empty answer up to
+  ``REDIS_IDLE_POLL``: a worker that runs dry while another one is discovering links (the books
+  catalogue is one chain of listing pages) looks again within milliseconds, and an idle one does not
+  hammer Redis.
 - **Never wipes a running cluster**: closing keeps the shared keys; with ``SCHEDULER_PERSIST`` off
   (default) the last worker of a *finished* crawl (nothing left anywhere, no other live worker) deletes
   them, so the next run starts fresh.
@@ -61,6 +64,7 @@ from scraper.secrets import mask_url, redact
 logger = logging.getLogger(__name__)
 
 DRAIN_POLL = 0.01  # seconds between looks at the engine while a checkpoint waits for in-flight work
+IDLE_POLL_FIRST = 0.02  # seconds the first empty answer is cached; doubles up to REDIS_IDLE_POLL
 LEASE_KEY = "_redis_lease"  # meta: the lease a request was taken under (dropped when serialized)
 
 
@@ -95,7 +99,8 @@ class LeasingScheduler(RedisScheduler):
         self.held: dict[str, Request] = {}  # lease -> request handed to the engine, until acked
         self.prefetched: deque[Taken] = deque()  # leased, not yet handed out
         self._empty_until = 0.0
-        self._counts_cache: tuple[float, bool] = (0.0, True)
+        self._empty_streak = 0  # empty answers in a row: how long the next one is cached
+        self._counts_cache: tuple[float, bool] = (float("-inf"), True)
         self._loop: AsyncioLoopingCall | None = None
         self._checkpointing: asyncio.Future[None] | None = None
         self._last_checkpoint = time.monotonic()
@@ -196,21 +201,17 @@ class LeasingScheduler(RedisScheduler):
         request.meta.pop(VIA_SCHEDULER, None)
         if request.meta.get(ROUTED_VIA):  # a rotating proxy's credentials never go to Redis:
             request.headers.pop(b"Proxy-Authorization", None)  # the next attempt is routed anew
-        if not request.dont_filter and self.df.request_seen(request):
-            self.df.log(request, self.spider)
-            return False
         due = request.meta.get(DELAY_KEY)
         if due is not None and due <= time.time():
             due = None
-        payload = self.codec.encode(request)
-        if lease is not None and lease in self.held:
-            self.frontier.transfer([lease], payload, request.priority, due)  # its follow-up: atomic
+        follows = [lease] if lease is not None and lease in self.held else []  # acked by the push
+        seen = None if request.dont_filter else self.df.seen_check(request)
+        if not self.frontier.enqueue(self.codec.encode(request), request.priority, due, seen=seen, ack=follows):
+            self.df.log(request, self.spider)
+            return False
+        for lease in follows:
             del self.held[lease]
             self._stat("redis/acked")
-        elif due is not None:
-            self.frontier.push_delayed(payload, request.priority, due)
-        else:
-            self.frontier.push(payload, request.priority)
         self._stat("scheduler/delayed" if due is not None else "scheduler/enqueued/redis")
         self._empty_until = 0.0
         return True
@@ -228,15 +229,17 @@ class LeasingScheduler(RedisScheduler):
                 taken, _ = self.frontier.take(self.prefetch)
             self.prefetched.extend(taken)
         if not self.prefetched:
-            wait = self.idle_poll
+            wait = min(self.idle_poll, IDLE_POLL_FIRST * 2 ** min(self._empty_streak, 16))
+            self._empty_streak += 1
             due_in = self.frontier.next_due_in
             if due_in is not None and due_in < wait:  # a delayed retry or paced request: wake for it
                 wait = due_in
-                self._wake_at(due_in)
+            self._wake_at(wait)
             self._empty_until = now + wait
             if self.held and not self._in_progress():
                 self._checkpoint_soon()  # nothing to do here now: ack promptly (no download to pause)
             return None
+        self._empty_streak = 0
         taken = self.prefetched.popleft()
         request = self.codec.decode(taken.payload)
         request.meta[LEASE_KEY] = taken.lease
@@ -310,6 +313,7 @@ class LeasingScheduler(RedisScheduler):
                 self.held.pop(lease, None)
             self._stat("redis/acked", len(done))
             self._stat("redis/checkpoints")
+            self._forget_empty()  # our own acks changed what Redis would answer: ask again now
         finally:
             engine.unpause()
 
@@ -329,7 +333,14 @@ class LeasingScheduler(RedisScheduler):
 
     def _woken(self) -> None:
         self._wake = None
+        self._forget_empty()
+
+    def _forget_empty(self) -> None:
+        """Drop the cached "nothing to do" answers and let the engine look again at once (instead of
+        up to ``REDIS_IDLE_POLL`` later): after a checkpoint this is what lets the last worker close
+        as soon as its final acks are in."""
         self._empty_until = 0.0
+        self._counts_cache = (float("-inf"), True)
         self._wake_engine()
 
     def _wake_engine(self) -> None:

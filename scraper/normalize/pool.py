@@ -81,9 +81,44 @@ def run_one(path: str, record: dict[str, Any]) -> Outcome:
         return Outcome(error=f"{type(exc).__name__}: {exc}", traceback=summary[-2000:])
 
 
-def run_batch(batch: list[tuple[str, dict[str, Any]]]) -> list[Outcome]:
-    """Worker entry point: one outcome per ``(function path, record)``."""
-    return [run_one(path, record) for path, record in batch]
+# On the wire a batch is ``(function path, [record, ...])`` and comes back as one compact tuple per
+# record: ``(True, changed fields, removed field names)`` or ``(False, error, traceback)``. Only what
+# the function changed travels back (a book's long description usually does not change), which
+# keeps unpickling in the crawl process, the one that competes with the workers for the CPU, small.
+Wire = tuple[bool, Any, Any]
+
+
+def run_batch(path: str, records: list[dict[str, Any]]) -> list[Wire]:
+    """Worker entry point: one wire outcome per record, in order."""
+    return [_to_wire(record, run_one(path, record)) for record in records]
+
+
+def _to_wire(record: dict[str, Any], outcome: Outcome) -> Wire:
+    if outcome.value is None:
+        return False, outcome.error, outcome.traceback
+    value = outcome.value
+    changed = {key: new for key, new in value.items() if key not in record or not _same(record[key], new)}
+    removed = tuple(key for key in record if key not in value)
+    return True, changed, removed
+
+
+_EXACT = (str, int, bool, bytes, type(None))  # types whose == means "identical value"
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Unchanged for certain: the very object, or an equal str/int/bool/bytes/None. (Not ==
+    alone: ``Decimal("1.50") == Decimal("1.5")``, ``1 == 1.0``, and equal datetimes in other zones.)"""
+    return old is new or (type(old) is type(new) and type(new) in _EXACT and old == new)
+
+
+def from_wire(record: dict[str, Any], wire: Wire) -> Outcome:
+    """The full :class:`Outcome` of ``record`` from what its worker sent back."""
+    ok, first, second = wire
+    if not ok:
+        return Outcome(error=first, traceback=second)
+    value = {key: old for key, old in record.items() if key not in second}
+    value.update(first)
+    return Outcome(value=value)
 
 
 def init_worker(parent_pid: int) -> None:
@@ -271,13 +306,25 @@ class BatchNormalizer:
                 self._queue.task_done()
 
     async def _in_pool(self, work: list[tuple[str, dict[str, Any]]]) -> list[Outcome]:
+        """Run ``work`` in the pool: one task per function path (a batch usually has one)."""
         pool = self._pool
         assert pool is not None
-        try:
-            return await asyncio.wrap_future(pool.submit(run_batch, work))
-        except BrokenProcessPool:
-            self._restart(pool)
-            raise
+        groups: dict[str, list[int]] = {}
+        for index, (path, _) in enumerate(work):
+            groups.setdefault(path, []).append(index)
+        futures = [asyncio.wrap_future(pool.submit(run_batch, path, [work[i][1] for i in indexes]))
+                   for path, indexes in groups.items()]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BrokenProcessPool):
+                self._restart(pool)
+            if isinstance(result, BaseException):
+                raise result
+        outcomes: list[Outcome] = [Outcome()] * len(work)
+        for indexes, wires in zip(groups.values(), results, strict=True):
+            for index, wire in zip(indexes, wires, strict=True):
+                outcomes[index] = from_wire(work[index][1], wire)
+        return outcomes
 
     def _restart(self, broken: ProcessPoolExecutor) -> None:
         if self._pool is not broken:  # another batch already replaced it

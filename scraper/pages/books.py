@@ -13,16 +13,28 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urljoin
 
-from parsel import Selector
-
 from scraper.items import BookItem
 from scraper.pages.errors import PageParseError
+from scraper.pages.html import Css, Node, parse_html
 
 RATINGS = {"One": 1, "Two": 2, "Three": 3, "Four": 4, "Five": 5}
 CURRENCIES = {"£": "GBP", "$": "USD", "€": "EUR", "¥": "JPY", "₹": "INR", "CHF": "CHF"}
 _MONEY = re.compile(r"^\s*(?:Â)?(?P<symbol>[^\d\s.,-]+)\s*(?P<amount>\d[\d,]*(?:\.\d+)?)\s*$")
 _AVAILABLE = re.compile(r"\((\d+) available\)")
 _MORE = "...more"
+
+_PRODUCT_LINKS = Css("article.product_pod h3 a::attr(href)")
+_NEXT_PAGE = Css("ul.pager li.next a::attr(href)")
+_MAIN = Css("div.product_main")
+_TABLE_ROWS = Css("table.table-striped tr")
+_TH = Css("th::text")
+_TD = Css("td::text")
+_TITLE = Css("h1::text")
+_AVAILABILITY = Css("p.availability::text")
+_RATING = Css("p.star-rating::attr(class)")
+_IMAGE = Css("#product_gallery img::attr(src)")
+_CRUMBS = Css("ul.breadcrumb li a::text")
+_DESCRIPTION = Css("#product_description + p::text")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,19 +46,16 @@ class Listing:
 
 
 def parse_listing(html: str, url: str) -> Listing:
-    sel = Selector(text=html)
-    products = [urljoin(url, href) for href in sel.css("article.product_pod h3 a::attr(href)").getall()]
-    next_href = sel.css("ul.pager li.next a::attr(href)").get()
+    root = parse_html(html)
+    products = [urljoin(url, href) for href in _PRODUCT_LINKS.all(root)]
+    next_href = _NEXT_PAGE.first(root)
     return Listing(products, urljoin(url, next_href) if next_href else None)
 
 
 def parse_book(html: str, url: str, scraped_at: datetime) -> BookItem:
-    sel = Selector(text=html)
-    main = sel.css("div.product_main")
-    table = {
-        clean(row.css("th::text").get()): clean(row.css("td::text").get())
-        for row in sel.css("table.table-striped tr")
-    }
+    root = parse_html(html)
+    main = _MAIN.all(root)
+    table = {clean(_TH.first(row)): clean(_TD.first(row)) for row in _TABLE_ROWS.all(root)}
 
     def row(name: str, field: str) -> str:
         value = table.get(name)
@@ -54,18 +63,18 @@ def parse_book(html: str, url: str, scraped_at: datetime) -> BookItem:
             raise PageParseError(url, field, f'no "{name}" row in the product table')
         return value
 
-    title = clean(main.css("h1::text").get())
+    title = clean(_TITLE.first(*main))
     if not title:
         raise PageParseError(url, "title", "no <h1> in div.product_main")
     price_excl, currency = parse_money(row("Price (excl. tax)", "price_excl_tax"), url, "price_excl_tax")
     price_incl, _ = parse_money(row("Price (incl. tax)", "price_incl_tax"), url, "price_incl_tax")
     tax, _ = parse_money(row("Tax", "tax"), url, "tax")
-    availability_text = table.get("Availability") or clean(" ".join(main.css("p.availability::text").getall()))
+    availability_text = table.get("Availability") or clean(" ".join(_AVAILABILITY.all(*main)))
     availability, in_stock = parse_availability(availability_text, url)
-    image = sel.css("#product_gallery img::attr(src)").get()
+    image = _IMAGE.first(root)
     if not image:
         raise PageParseError(url, "image_url", "no image in #product_gallery")
-    crumbs = sel.css("ul.breadcrumb li a::text").getall()
+    crumbs = _CRUMBS.all(root)
     if len(crumbs) < 3:
         raise PageParseError(url, "category", "breadcrumb has no category")
     return BookItem(
@@ -80,9 +89,9 @@ def parse_book(html: str, url: str, scraped_at: datetime) -> BookItem:
         currency=currency,
         availability=availability,
         in_stock=in_stock,
-        rating=parse_rating(main.css("p.star-rating::attr(class)").get(), url),
+        rating=parse_rating(_RATING.first(*main), url),
         num_reviews=parse_int(row("Number of reviews", "num_reviews"), url, "num_reviews"),
-        description=parse_description(sel),
+        description=parse_description(root),
         image_url=urljoin(url, image),
         scraped_at=scraped_at,
     )
@@ -131,9 +140,9 @@ def parse_int(text: str, url: str, field: str) -> int:
         raise PageParseError(url, field, f"not an integer: {text!r}") from None
 
 
-def parse_description(sel: Selector) -> str:
+def parse_description(root: Node) -> str:
     """The paragraph after ``#product_description``, whitespace collapsed, "...more" tail removed."""
-    text = clean(" ".join(sel.css("#product_description + p::text").getall()))
+    text = clean(" ".join(_DESCRIPTION.all(root)))
     if text.endswith(_MORE):
         text = text[: -len(_MORE)].rstrip()
     return text

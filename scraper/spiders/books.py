@@ -13,6 +13,11 @@ from scrapy.http import Response
 from scraper.items import BookItem
 from scraper.pages.books import parse_book, parse_listing
 
+# The catalogue is one chain of listing pages, each linking the next. Taken in queue order, the chain
+# advances one page per 20 products and the frontier never holds more than ~21 requests: too few to
+# keep several Redis workers (or a high concurrency) busy. Listing pages go first instead.
+LISTING_PRIORITY = 10
+
 
 class BooksSpider(scrapy.Spider):
     """Follows the listing pager from ``start_url`` and visits every product page.
@@ -41,8 +46,8 @@ class BooksSpider(scrapy.Spider):
         listing = parse_listing(response.text, response.url)
         for url in listing.product_urls:
             yield scrapy.Request(url, callback=self.parse_book)
-        if listing.next_url:
-            yield scrapy.Request(listing.next_url, callback=self.parse)
+        if listing.next_url:  # listings first: discovery runs ahead, so every worker has work
+            yield scrapy.Request(listing.next_url, callback=self.parse, priority=LISTING_PRIORITY)
 
     def parse_book(self, response: Response) -> Iterator[BookItem]:
         yield parse_book(response.text, response.url, scraped_at=datetime.now(timezone.utc))

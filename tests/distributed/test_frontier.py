@@ -174,3 +174,48 @@ def test_a_callback_passing_response_meta_on_does_not_hand_its_lease_on(redis_se
             scheduler.frontier.clear()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("bloom", [False, True])
+def test_a_reply_lost_to_a_redis_restart_does_not_drop_a_new_request(redis_server: str, bloom: bool,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis ran the command, the connection died before the reply, the client retried. With a
+    separate "seen?" then "push", the retried SADD answers "seen" and the request was lost (found by
+    the Redis-restart crawl test under CPU load). Check-and-push is one script now."""
+    from redis.connection import Connection
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from scraper.distributed.scheduler import LeasingScheduler
+
+    crawler = get_crawler(DemoSpider, settings_dict={"REDIS_URL": redis_server, "REDIS_DUPEFILTER_BLOOM": bloom,
+                                                     "REDIS_KEY_PREFIX": f"test:{uuid.uuid4().hex}"})
+    spider = crawler._create_spider()
+    crawler.spider = spider
+    scheduler = LeasingScheduler.from_crawler(crawler)
+    read_response = Connection.read_response
+    lost = []
+
+    def lose_first_reply(self: Connection, *args: object, **kwargs: object) -> object:
+        reply = read_response(self, *args, **kwargs)  # the server has run the command
+        if not lost:
+            lost.append(reply)
+            self.disconnect()
+            raise RedisConnectionError("connection lost (simulated)")
+        return reply
+
+    async def scenario() -> None:
+        scheduler.open(spider)
+        try:
+            scheduler.enqueue_request(Request("http://a/warm-up"))  # scripts loaded: lose the real reply
+            monkeypatch.setattr(Connection, "read_response", lose_first_reply)
+            scheduler.enqueue_request(Request("http://a/new"))
+            monkeypatch.undo()
+            assert lost, "the simulated loss did not happen"
+            taken = {scheduler.next_request().url for _ in range(2)}
+            assert taken == {"http://a/warm-up", "http://a/new"}
+            assert not scheduler.enqueue_request(Request("http://a/new"))  # still a duplicate later
+        finally:
+            scheduler._loop.stop()
+            scheduler.frontier.clear()
+
+    asyncio.run(scenario())

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scraper.normalize.pool import BatchNormalizer
+from scraper.normalize.pool import BatchNormalizer, Outcome, _to_wire, from_wire
 from tests.helpers import ROOT, wait_for
 
 FUNC = "tests.normalize_helpers.upper"
@@ -99,7 +100,7 @@ def alive(pid: int) -> bool:
 CRASHING_SCRIPT = """
 import asyncio, sys
 sys.path.insert(0, {root!r})
-from scraper.normalize.pool import BatchNormalizer
+from scraper.normalize.pool import BatchNormalizer, Outcome, _to_wire, from_wire
 from tests.normalize.test_pool import run_all
 if __name__ == "__main__":
     normalizer = BatchNormalizer(workers=2, batch_size=1, max_pending=2)
@@ -124,7 +125,7 @@ def test_a_stuck_worker_of_a_crashed_pool_does_not_hang_the_process(tmp_path: Pa
 ORPHAN_SCRIPT = """
 import asyncio, sys, time
 sys.path.insert(0, {root!r})
-from scraper.normalize.pool import BatchNormalizer
+from scraper.normalize.pool import BatchNormalizer, Outcome, _to_wire, from_wire
 from tests.normalize.test_pool import records
 async def main():
     normalizer = BatchNormalizer(workers=2)
@@ -147,3 +148,42 @@ def test_workers_exit_when_their_crawl_process_is_killed(tmp_path: Path) -> None
         proc.kill()
         proc.wait()
     wait_for(lambda: not any(alive(pid) for pid in workers), timeout=30)
+
+
+@pytest.mark.parametrize("result", [
+    {"a": 1, "b": "x", "d": Decimal("1.50")},  # unchanged
+    {"a": 1.0, "b": "x", "d": Decimal("1.50")},  # equal but another type: must travel
+    {"a": 1, "b": "y", "d": Decimal("1.5"), "new": [1]},  # changed and added
+    {"b": "x"},  # removed
+    {},
+])
+def test_wire_round_trip_rebuilds_the_exact_result(result: dict) -> None:
+    record = {"a": 1, "b": "x", "d": Decimal("1.50")}
+    rebuilt = from_wire(record, _to_wire(record, Outcome(value=result))).value
+    assert rebuilt == result
+    assert [type(v) for v in rebuilt.values()] == [type(v) for v in result.values()]
+    assert [str(v) for v in rebuilt.values()] == [str(v) for v in result.values()]
+
+
+def test_wire_sends_back_only_what_changed() -> None:
+    record = {"text": "long " * 100, "n": 1}
+    ok, changed, removed = _to_wire(record, Outcome(value={**record, "n": 2}))
+    assert ok and changed == {"n": 2} and removed == ()
+    failed = from_wire(record, _to_wire(record, Outcome(error="ValueError: x", traceback="tb")))
+    assert (failed.ok, failed.error, failed.traceback) == (False, "ValueError: x", "tb")
+
+
+def test_a_batch_mixing_functions_gets_each_record_its_own_result() -> None:
+    async def main() -> list:
+        normalizer = BatchNormalizer(workers=2, batch_size=10, max_wait=0.2)
+        try:
+            return await asyncio.gather(*(
+                normalizer.submit(FUNC if r["n"] % 2 else "tests.normalize_helpers.with_length", r)
+                for r in records(10)))
+        finally:
+            await normalizer.close()
+
+    outcomes = asyncio.run(main())
+    for i, outcome in enumerate(outcomes):
+        expected = ({"text": f"T{i}"} if i % 2 else {"n": i, "text": f"t{i}", "length": len(f"t{i}")})
+        assert {k: v for k, v in outcome.value.items() if k != "pid"} == expected
