@@ -5,8 +5,10 @@ Each download slot (site) gets a :class:`SlotController`. The mechanism reports 
 (:meth:`~SlotController.decide`): a concurrency (Scrapy's ``Slot.concurrency``) and a pacing delay
 (``Slot.delay``; 0 = unpaced). Like TCP on a link:
 
-- **slow start** — a new slot starts at ``start`` and doubles each window in which it was fully used,
-  up to the slow-start threshold; afterwards it grows additively (+1 per fully used window);
+- **slow start** — a new slot starts at ``start`` and, as in TCP, grows by one for every success
+  that comes back while the slot is full (so it doubles per round trip, not per window: on a fast
+  site warm-up takes milliseconds, yet never more than twice what was answered is in flight), up to
+  the slow-start threshold; afterwards it grows additively (+1 per fully used window);
 - **rate limits** (429/503), once per window however many 429s it had — the first time: concurrency
   × ``decrease`` and pacing at the rate the site was accepting × ``rate_decrease``; once paced: the
   rate × ``rate_decrease`` only (concurrency is too coarse a knob: at 3 in flight, halving it costs a
@@ -115,6 +117,12 @@ class SlotController:
             window.ok += 1
             if latency is not None:
                 window.latencies.append(latency)
+            if self.slow_start and not (window.limited or window.errors) and in_flight + 1 >= int(self.limit):
+                self.limit = min(self.threshold, self.limit + 1)
+
+    @property
+    def slow_start(self) -> bool:
+        return self.rate is None and self.limit < self.threshold
 
     def saw_in_flight(self, in_flight: int) -> None:
         self._window.max_in_flight = max(self._window.max_in_flight, in_flight)
@@ -145,9 +153,8 @@ class SlotController:
                 self.threshold = self.limit
             elif self.rate is not None and self._pacing_bound(window, duration):
                 self._probe()  # the rate binds: probe it, leave concurrency be
-            elif used:
-                grown = self.limit * 2 if self.limit < self.threshold else self.limit + 1
-                self.limit = min(cfg.max_concurrency, grown)
+            elif used and not self.slow_start:  # in slow start, successes grow it (record)
+                self.limit = min(cfg.max_concurrency, self.limit + 1)
         self._window = _Window()
         self._window_start = now
         return self.decision()

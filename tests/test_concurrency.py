@@ -45,13 +45,15 @@ def test_reconverges_after_capacity_halves() -> None:
 def test_slow_start_and_bounds() -> None:
     config = ControllerConfig(min_concurrency=2, start=2, max_concurrency=10)
     controller, now = SlotController(config, 0.0), 0.0
+    controller.record("ok", 0.05, in_flight=0)  # the slot is not full: no growth
+    assert controller.decision().concurrency == 2
     seen = []
-    for _ in range(8):  # always fully used, never a signal: grows, but never past max
-        for _ in range(5):
-            controller.record("ok", 0.05, in_flight=controller.decision().concurrency)
-        now += 1
-        seen.append(controller.decide(now).concurrency)
-    assert seen[:3] == [4, 8, 10] and max(seen) == 10
+    for _ in range(12):  # every success comes back to a full slot: one more each, up to max
+        controller.record("ok", 0.05, in_flight=controller.decision().concurrency)
+        seen.append(controller.decision().concurrency)
+    assert seen[:4] == [3, 4, 5, 6] and max(seen) == 10 and seen[-1] == 10
+    now += 1
+    assert controller.decide(now).concurrency == 10  # never past max
     for _ in range(10):  # repeated timeouts shrink it, down to the floor
         controller.record("error", in_flight=1)
         now += 1
@@ -60,7 +62,7 @@ def test_slow_start_and_bounds() -> None:
 
 
 def test_a_burst_of_429s_in_one_window_is_one_decrease() -> None:
-    controller = SlotController(ControllerConfig(start=16), 0.0)
+    controller = SlotController(ControllerConfig(start=16, max_concurrency=16), 0.0)
     for _ in range(5):
         controller.record("ok", 0.05, in_flight=16)
     for _ in range(40):

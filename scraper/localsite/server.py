@@ -92,6 +92,9 @@ def _page_number(name: str) -> int | None:
     return int(match[1]) if match[1] else 1
 
 
+ARRIVALS_KEPT = 200  # requests whose arrival is recorded (see FaultyServer.arrivals)
+
+
 class FaultyServer:
     """Serves a :class:`Site` through the configured faults, counting every request."""
 
@@ -103,6 +106,11 @@ class FaultyServer:
         self.dropped = 0
         self.clients: Counter[str] = Counter()
         self.agents: Counter[str] = Counter()
+        self.in_flight = 0
+        self.answered = 0
+        # (requests in flight including this one, responses finished before it) for the first
+        # ARRIVALS_KEPT requests: how a crawl opens (slow start, or a thundering herd)
+        self.arrivals: list[tuple[int, int]] = []
         self.configure(config)
 
     def configure(self, config: FaultConfig) -> None:
@@ -120,10 +128,17 @@ class FaultyServer:
         client = request.remote or ""
         self.clients[client] += 1
         self.agents[request.headers.get("User-Agent", "")] += 1
-        if client in self.config.ban_clients:
-            response = _ban_page(self.config.ban_page)
-        else:
-            response = await self._respond(path, request)
+        self.in_flight += 1
+        if len(self.arrivals) < ARRIVALS_KEPT:
+            self.arrivals.append((self.in_flight, self.answered))
+        try:
+            if client in self.config.ban_clients:
+                response = _ban_page(self.config.ban_page)
+            else:
+                response = await self._respond(path, request)
+        finally:
+            self.in_flight -= 1
+            self.answered += 1
         self.statuses[response.status] += 1
         self.timeline.setdefault(int(time.time()), Counter())[response.status] += 1
         return response
@@ -165,6 +180,8 @@ class FaultyServer:
                 "clients": dict(self.clients),
                 "config": asdict(self.config),
             }
+            if request.query.get("arrivals"):
+                stats["arrivals"] = self.arrivals
             if request.query.get("agents"):
                 stats["user_agents"] = dict(self.agents)
             if request.query.get("paths"):
@@ -186,6 +203,8 @@ class FaultyServer:
             self.dropped = 0
             self.clients.clear()
             self.agents.clear()
+            self.arrivals.clear()
+            self.answered = 0
             self.plan.attempts.clear()
             return web.json_response({"ok": True})
         return web.json_response({"error": "not found"}, status=404)

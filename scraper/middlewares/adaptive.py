@@ -169,7 +169,12 @@ class AdaptiveConcurrencyMiddleware:
             outcome = "error"
         else:
             outcome = "ok"
+        before = controller.decision().concurrency
         controller.record(outcome, request.meta.get("download_latency"), self._in_flight(request))
+        if controller.decision().concurrency != before:  # slow start grows per success: apply now
+            slot = self._slot(request.meta.get(SLOT_KEY, ""))
+            if slot is not None:
+                self._apply(slot, controller)
 
     def left(self, request: Request) -> None:
         if id(request) in self._answered:
