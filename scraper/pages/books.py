@@ -21,10 +21,13 @@ RATINGS = {"One": 1, "Two": 2, "Three": 3, "Four": 4, "Five": 5}
 CURRENCIES = {"£": "GBP", "$": "USD", "€": "EUR", "¥": "JPY", "₹": "INR", "CHF": "CHF"}
 _MONEY = re.compile(r"^\s*(?:Â)?(?P<symbol>[^\d\s.,-]+)\s*(?P<amount>\d[\d,]*(?:\.\d+)?)\s*$")
 _AVAILABLE = re.compile(r"\((\d+) available\)")
+_PAGE_OF = re.compile(r"Page\s+(\d+)\s+of\s+(\d+)")
+_NEXT_PAGE_FILE = re.compile(r"page-(\d+)\.html$")
 _MORE = "...more"
 
 _PRODUCT_LINKS = Css("article.product_pod h3 a::attr(href)")
 _NEXT_PAGE = Css("ul.pager li.next a::attr(href)")
+_CURRENT_PAGE = Css("ul.pager li.current::text")
 _MAIN = Css("div.product_main")
 _TABLE_ROWS = Css("table.table-striped tr")
 _TH = Css("th::text")
@@ -39,17 +42,33 @@ _DESCRIPTION = Css("#product_description + p::text")
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """What a listing page links to: absolute product URLs and the next page (or None)."""
+    """What a listing page links to: absolute product URLs and the next page (or None); and, from
+    the pager's "Page 3 of 50", the page number and count (None when the pager does not say)."""
 
     product_urls: list[str]
     next_url: str | None
+    page: int | None = None
+    pages: int | None = None
+
+    def later_page_urls(self) -> list[str] | None:
+        """Every listing page after this one, from the pager's count and the next link's
+        ``page-N.html`` pattern; None if the pager does not give both (then follow ``next_url``)."""
+        if self.next_url is None or self.page is None or self.pages is None:
+            return None
+        match = _NEXT_PAGE_FILE.search(self.next_url)
+        if not match or int(match[1]) != self.page + 1:
+            return None
+        head, tail = self.next_url[:match.start(1)], self.next_url[match.end(1):]
+        return [f"{head}{n}{tail}" for n in range(self.page + 1, self.pages + 1)]
 
 
 def parse_listing(html: str, url: str) -> Listing:
     root = parse_html(html)
     products = [urljoin(url, href) for href in _PRODUCT_LINKS.all(root)]
     next_href = _NEXT_PAGE.first(root)
-    return Listing(products, urljoin(url, next_href) if next_href else None)
+    position = _PAGE_OF.search(" ".join(_CURRENT_PAGE.all(root)))
+    page, pages = (int(position[1]), int(position[2])) if position else (None, None)
+    return Listing(products, urljoin(url, next_href) if next_href else None, page, pages)
 
 
 def parse_book(html: str, url: str, scraped_at: datetime) -> BookItem:

@@ -13,10 +13,12 @@ from scrapy.http import Response
 from scraper.items import BookItem
 from scraper.pages.books import parse_book, parse_listing
 
-# The catalogue is one chain of listing pages, each linking the next. Taken in queue order, the chain
-# advances one page per 20 products and the frontier never holds more than ~21 requests: too few to
-# keep several Redis workers (or a high concurrency) busy. Listing pages go first instead.
+# The catalogue is one chain of listing pages, each linking the next: followed link by link, discovery
+# advances one page per round trip and starves a fast crawl (or a second Redis worker) of work. So the
+# first listing page a crawl is given schedules every later page at once, from the pager's "Page 1 of
+# 50" (following "next" where the pager does not say), and listing pages go before products.
 LISTING_PRIORITY = 10
+SCHEDULED_BY_FIRST = "books_scheduled_by_first"  # meta: a listing page the first one scheduled
 
 
 class BooksSpider(scrapy.Spider):
@@ -46,8 +48,14 @@ class BooksSpider(scrapy.Spider):
         listing = parse_listing(response.text, response.url)
         for url in listing.product_urls:
             yield scrapy.Request(url, callback=self.parse_book)
-        if listing.next_url:  # listings first: discovery runs ahead, so every worker has work
-            yield scrapy.Request(listing.next_url, callback=self.parse, priority=LISTING_PRIORITY)
+        later = listing.later_page_urls()
+        if later is None:  # the pager gives no count: follow the chain
+            if listing.next_url:
+                yield scrapy.Request(listing.next_url, callback=self.parse, priority=LISTING_PRIORITY)
+        elif not response.meta.get(SCHEDULED_BY_FIRST):  # a start page, or one fed in from outside
+            for url in later:
+                yield scrapy.Request(url, callback=self.parse, priority=LISTING_PRIORITY,
+                                     meta={SCHEDULED_BY_FIRST: True})
 
     def parse_book(self, response: Response) -> Iterator[BookItem]:
         yield parse_book(response.text, response.url, scraped_at=datetime.now(timezone.utc))

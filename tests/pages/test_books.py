@@ -102,6 +102,20 @@ def test_listing_links_resolve_at_every_depth(catalog: Catalog, path: str, page:
     assert listing.product_urls == [BASE + catalog.book(i).path for i in range(start, start + 20)]
     assert listing.next_url == (BASE + expected_next if expected_next else None)
     assert all(u.startswith(BASE + expected_first) for u in listing.product_urls)
+    assert (listing.page, listing.pages) == (page, catalog.n // 20)
+    later = listing.later_page_urls()
+    if expected_next:  # every later page, in the next link's form
+        assert later == [BASE + expected_next.replace(f"page-{page + 1}", f"page-{n}")
+                         for n in range(page + 1, catalog.n // 20 + 1)]
+    else:
+        assert later is None  # the last page
+
+
+def test_later_pages_are_unknown_when_the_pager_does_not_count(catalog: Catalog) -> None:
+    html = listing_page(catalog, "index.html", "All products", list(range(catalog.n)), 1, "catalogue/page-{n}.html")
+    listing = parse_listing(html.replace("Page 1 of", "Seite 1 von"), BASE + "index.html")
+    assert (listing.page, listing.pages, listing.later_page_urls()) == (None, None, None)
+    assert listing.next_url == BASE + "catalogue/page-2.html"
 
 
 def test_category_listing_links_climb_three_levels(catalog: Catalog) -> None:
@@ -112,6 +126,8 @@ def test_category_listing_links_climb_three_levels(catalog: Catalog) -> None:
     assert '"../../../' in html  # relative links, as on the real site
     listing = parse_listing(html, BASE + path)
     assert listing.product_urls == [BASE + catalog.book(i).path for i in indices[:20]]
+    if len(indices) > 20:
+        assert listing.later_page_urls()[0] == BASE + category.path + "page-2.html"
 
 
 def test_listing_truncates_long_titles_but_links_the_full_one(catalog: Catalog) -> None:
