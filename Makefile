@@ -8,7 +8,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 # install-test gets Debian's redis-server when it is missing: the tests start their own on free ports.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-test demo test crawl deploy bench bench-pipeline bench-ratelimit bench-workers clean
+.PHONY: install install-test demo test crawl deploy bench bench-crawl bench-pipeline bench-ratelimit bench-workers clean
 
 install: $(STAMP)
 
@@ -31,7 +31,10 @@ demo: install
 test: install-test
 	$(PY) -m pytest
 
-bench: bench-pipeline bench-ratelimit bench-workers
+bench: bench-crawl bench-pipeline bench-ratelimit bench-workers
+
+bench-crawl: install
+	$(PY) -m bench.crawl
 
 bench-pipeline: install
 	$(PY) -m bench.pipeline

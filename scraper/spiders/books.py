@@ -30,6 +30,12 @@ class BooksSpider(scrapy.Spider):
 
     name = "books"
     default_start_url = "https://books.toscrape.com/"
+    custom_settings = {
+        # The catalogue has no <meta http-equiv="refresh"> pages, and looking for one costs every
+        # response a scan of its text: 0.23 ms of the crawl's ~3.8 ms of CPU per page (measured
+        # on the local site, 2,000 books, median of 4 alternating runs).
+        "METAREFRESH_ENABLED": False,
+    }
 
     def __init__(self, start_url: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
