@@ -148,6 +148,11 @@ def kill_workers(pool: ProcessPoolExecutor) -> None:
             process.kill()
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 @dataclass
 class _Entry:
     path: str
@@ -175,6 +180,7 @@ class BatchNormalizer:
         self._recovery: asyncio.Lock | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._more: asyncio.Future[None] | None = None  # the dispatcher waits on it for records
         self._draining = asyncio.Event()
 
     def start(self) -> None:
@@ -197,6 +203,7 @@ class BatchNormalizer:
         assert self._queue is not None
         entry = _Entry(path, record, asyncio.get_running_loop().create_future())
         await self._queue.put(entry)  # waits while a whole batch is already pending: backpressure
+        self._wake_dispatcher()
         return await entry.future
 
     async def drain(self) -> None:
@@ -204,6 +211,7 @@ class BatchNormalizer:
         if self._queue is None:
             return
         self._draining.set()
+        self._wake_dispatcher()
         try:
             await self._queue.join()
         finally:
@@ -249,32 +257,32 @@ class BatchNormalizer:
         while True:
             batch = [await self._queue.get()]
             deadline = loop.time() + self.max_wait
-            while len(batch) < self.batch_size:
-                if not self._queue.empty():
+            while True:
+                while len(batch) < self.batch_size and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
-                    continue
                 remaining = deadline - loop.time()
-                if remaining <= 0 or self._draining.is_set():
+                if len(batch) >= self.batch_size or remaining <= 0 or self._draining.is_set():
                     break
-                entry = await self._next_or_wake(remaining)
-                if entry is None:
-                    break
-                batch.append(entry)
+                await self._more_or_timeout(loop, remaining)
             await self._slots.acquire()  # at most max_pending batches in the pool
             task = asyncio.ensure_future(self._run(batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _next_or_wake(self, timeout: float) -> _Entry | None:
-        """The next queued record, or None on timeout or when a drain starts."""
-        assert self._queue is not None
-        getter = asyncio.ensure_future(self._queue.get())
-        waker = asyncio.ensure_future(self._draining.wait())
-        await asyncio.wait((getter, waker), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        waker.cancel()
-        if getter.cancel():  # still waiting: nothing taken (Queue.get leaves the item queued)
-            return None
-        return getter.result()
+    async def _more_or_timeout(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        """Sleep until a record is submitted, a drain starts or ``timeout`` passes. One future and
+        one timer per wake-up (not per record): a burst of records is then taken in one go."""
+        self._more = waiter = loop.create_future()
+        timer = loop.call_later(timeout, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._more = None
+
+    def _wake_dispatcher(self) -> None:
+        if self._more is not None:
+            _wake(self._more)
 
     async def _run(self, batch: list[_Entry]) -> None:
         assert self._queue is not None and self._slots is not None
