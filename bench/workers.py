@@ -5,7 +5,7 @@ throwaway redis-server. Reported: pages/s of the whole crawl for 1 and 2 workers
 alternating runs) and their ratio (target >= 1.8 on 2 cores). Each worker normalises with
 ``--normalize-workers`` pool processes (default 0: inline, so a worker is one process on one core and
 scale-out, not a pool, spreads the work; 1 = each worker also has a pool process).
-Run: ``python -m bench.workers [--books 2000] [--repeats 3] [--normalize-workers 0]``.
+Run: ``python -m bench.workers [--books 5000] [--repeats 3] [--normalize-workers 0]``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def crawl(site: LocalSite, workers: int, redis_url: str, normalize_workers: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--books", type=int, default=2000)
+    parser.add_argument("--books", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--normalize-workers", type=int, default=0)
     args = parser.parse_args()

@@ -16,8 +16,11 @@ from scraper.pages.books import parse_book, parse_listing
 # The catalogue is one chain of listing pages, each linking the next: followed link by link, discovery
 # advances one page per round trip and starves a fast crawl (or a second Redis worker) of work. So the
 # first listing page a crawl is given schedules every later page at once, from the pager's "Page 1 of
-# 50" (following "next" where the pager does not say), and listing pages go before products.
-LISTING_PRIORITY = 10
+# 50". Those go *after* the products already queued: the frontier then holds a few pages' products
+# at a time (memory stays flat however big the site), and when it runs dry, many listing pages are
+# fetched at once. Where the pager gives no count, the chain is followed, its next page first.
+LATER_PAGES_PRIORITY = -10
+NEXT_PAGE_PRIORITY = 10
 SCHEDULED_BY_FIRST = "books_scheduled_by_first"  # meta: a listing page the first one scheduled
 
 
@@ -57,10 +60,10 @@ class BooksSpider(scrapy.Spider):
         later = listing.later_page_urls()
         if later is None:  # the pager gives no count: follow the chain
             if listing.next_url:
-                yield scrapy.Request(listing.next_url, callback=self.parse, priority=LISTING_PRIORITY)
+                yield scrapy.Request(listing.next_url, callback=self.parse, priority=NEXT_PAGE_PRIORITY)
         elif not response.meta.get(SCHEDULED_BY_FIRST):  # a start page, or one fed in from outside
             for url in later:
-                yield scrapy.Request(url, callback=self.parse, priority=LISTING_PRIORITY,
+                yield scrapy.Request(url, callback=self.parse, priority=LATER_PAGES_PRIORITY,
                                      meta={SCHEDULED_BY_FIRST: True})
 
     def parse_book(self, response: Response) -> Iterator[BookItem]:
