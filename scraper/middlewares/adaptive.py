@@ -48,6 +48,7 @@ OVERLOADED = frozenset({500, 502, 503, 504, 522, 524})
 SLOT_KEY = "download_slot"
 PACED_AT = "adaptive_paced_at"  # the start time a paced request was given
 RESERVE_WINDOWS = 2  # paced starts are promised at most this many decision windows ahead
+LATE_GAPS, LATE_MIN = 2, 0.1  # a paced start missed by more than max(2 gaps, 0.1 s) is taken anew
 
 
 def controller_config(crawler: Crawler) -> ControllerConfig:
@@ -119,13 +120,16 @@ class AdaptiveConcurrencyMiddleware:
             return None  # opted out, or a direct engine.download() with no scheduler to wait in
         now = time.time()
         reserved = meta.pop(PACED_AT, None)
-        if reserved is not None and reserved <= now + 0.001:
-            return None  # its reserved start has come
         key = self.crawler.engine.downloader.get_slot_key(request)
         controller = self.controllers.get(key)
         if controller is None or controller.rate is None:
             return None
         gap = 1.0 / controller.rate
+        if reserved is not None and now - max(LATE_GAPS * gap, LATE_MIN) <= reserved <= now + 0.001:
+            return None  # its reserved start has come
+        # Otherwise it needs a (new) start. A reservation missed by more than that is void: the
+        # request waited in the queue behind higher-priority ones, and many such late requests
+        # going at once would be the burst the pacing exists to prevent.
         start = max(now, self._next_start.get(key, now))
         horizon = RESERVE_WINDOWS * self.config.window + gap
         if start > now + horizon:

@@ -80,3 +80,30 @@ def test_unthrottled_crawl_grows_from_slow_start(tmp_path: Path, books_site: Loc
     concurrency = [int(line.split(" c=")[1].split()[0]) for line in lines]
     assert concurrency and max(concurrency) >= 8  # and grows on an unthrottled site
     assert stat(result.log, "adaptive/127.0.0.1/delay_ms") == 0  # never paced: no 429s
+
+
+def test_a_paced_start_missed_by_far_is_taken_anew() -> None:
+    """A paced request released on time can still wait in the queue behind higher-priority ones;
+    if all such late requests went at once, they would be the burst pacing exists to prevent."""
+    import time
+    from types import SimpleNamespace
+
+    from scraper.concurrency import SlotController
+    from scraper.middlewares.adaptive import PACED_AT
+    from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER
+
+    ext = extension(ADAPTIVE_PACE_JITTER=0)
+    controller = SlotController(ext.config, time.monotonic())
+    controller.rate = 40.0  # a 25 ms gap
+    ext.controllers["a.test"] = controller
+    ext.crawler.engine = SimpleNamespace(downloader=SimpleNamespace(get_slot_key=lambda request: "a.test"))
+    now = time.time()
+    ext._next_start["a.test"] = now + 0.5  # the pace is booked half a second ahead
+
+    def paced(reserved: float) -> Request:
+        return Request("http://a.test/", meta={VIA_SCHEDULER: True, PACED_AT: reserved})
+
+    assert ext.process_request(paced(now - 0.01)) is None  # its start has just come: it goes
+    again = ext.process_request(paced(now - 5))  # missed by far: back to wait for a new start
+    assert again is not None and again.meta[DELAY_KEY] >= now + 0.5
+    assert again.meta[PACED_AT] == again.meta[DELAY_KEY]
