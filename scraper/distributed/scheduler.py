@@ -275,8 +275,6 @@ class LeasingScheduler(RedisScheduler):
             logger.warning("Redis error while extending leases: %s", self._safe(exc))
         if now - self._last_checkpoint >= self.checkpoint_interval:
             self._checkpoint_soon()
-        if now >= self._empty_until:
-            self._wake_engine()  # other workers may have queued work: look now, not at the 5 s heartbeat
         stats = self.crawler.stats
         assert stats is not None
         stats.set_value("redis/held", len(self.held))

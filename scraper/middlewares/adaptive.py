@@ -173,9 +173,9 @@ class AdaptiveConcurrencyMiddleware:
             outcome = "error"
         else:
             outcome = "ok"
-        before = controller.decision().concurrency
+        before = int(controller.limit)
         controller.record(outcome, request.meta.get("download_latency"), self._in_flight(request))
-        if controller.decision().concurrency != before:  # slow start grows per success: apply now
+        if int(controller.limit) != before:  # slow start grows per success: apply now
             slot = self._slot(request.meta.get(SLOT_KEY, ""))
             if slot is not None:
                 self._apply(slot, controller)
