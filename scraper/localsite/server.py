@@ -1,6 +1,7 @@
 """The local books site over HTTP: aiohttp's low-level server, routing by hand, faults on top.
 
-``/_stats`` (GET) reports request counts, per client address too (``?paths=1`` adds per-path counts,
+``/_stats`` (GET) reports request counts, per client address too, and how many TCP connections
+clients opened (``?paths=1`` adds per-path counts,
 ``?agents=1`` User-Agent counts, ``?timeline=1`` status counts per second) and ``/_control`` (POST,
 JSON object of :class:`FaultConfig` fields) changes knobs at run time, e.g. halving capacity mid-run.
 Clients listed in ``ban_clients`` get a 403 or a captcha page, like a site that banned a proxy.
@@ -108,6 +109,9 @@ class FaultyServer:
         self.agents: Counter[str] = Counter()
         self.in_flight = 0
         self.answered = 0
+        # client (address, port) pairs seen: one per TCP connection, so a client that does not keep
+        # its connections alive shows as many more connections than requests in flight
+        self.peers: set[tuple[str, int]] = set()
         # (requests in flight including this one, responses finished before it) for the first
         # ARRIVALS_KEPT requests: how a crawl opens (slow start, or a thundering herd)
         self.arrivals: list[tuple[int, int]] = []
@@ -128,6 +132,8 @@ class FaultyServer:
         client = request.remote or ""
         self.clients[client] += 1
         self.agents[request.headers.get("User-Agent", "")] += 1
+        if request.transport is not None:
+            self.peers.add(request.transport.get_extra_info("peername")[:2])
         self.in_flight += 1
         if len(self.arrivals) < ARRIVALS_KEPT:
             self.arrivals.append((self.in_flight, self.answered))
@@ -177,6 +183,7 @@ class FaultyServer:
                 "requests": sum(self.requests.values()),
                 "statuses": {str(k): v for k, v in self.statuses.items()},
                 "dropped": self.dropped,
+                "connections": len(self.peers),
                 "clients": dict(self.clients),
                 "config": asdict(self.config),
             }
@@ -204,6 +211,7 @@ class FaultyServer:
             self.clients.clear()
             self.agents.clear()
             self.arrivals.clear()
+            self.peers.clear()
             self.answered = 0
             self.plan.attempts.clear()
             return web.json_response({"ok": True})

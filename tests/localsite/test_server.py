@@ -33,6 +33,21 @@ def test_serves_pages_robots_and_counts_them(books_site: LocalSite) -> None:
     assert stats["paths"]["index.html"] >= 1 and stats["statuses"]["404"] >= 1
 
 
+def test_counts_connections_not_requests() -> None:
+    with LocalSite(books=20) as site:
+        host, port = site.url.split("//")[1].rstrip("/").split(":")
+        for _ in range(2):  # two connections, three requests on each (kept alive)
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            for _ in range(3):
+                conn.request("GET", "/index.html")
+                assert conn.getresponse().read()
+            conn.close()
+        stats = site.stats()
+        assert (stats["requests"], stats["connections"]) == (6, 2)
+        site.reset()
+        assert site.stats()["connections"] == 0
+
+
 def fault_path(seed: int, rate: float, kind_index: int, kinds: int) -> str:
     """A product-like path that the site's fault plan will fail with kinds[kind_index]."""
     for i in range(100_000):
