@@ -9,7 +9,7 @@ table has medians of ``--repeats`` rounds, on the ``--books`` site and on the ``
 - ``stock``: the same spider with our components off, Scrapy's defaults back: DOWNLOADER_MIDDLEWARES,
   SPIDER_MIDDLEWARES and EXTENSIONS ``{}`` (Scrapy's built-in ones only: its RetryMiddleware,
   UserAgentMiddleware, LogStats... instead of ours), SCHEDULER ``scrapy.core.scheduler.Scheduler``,
-  CONCURRENT_ITEMS 100, ITEM_PIPELINES only the Parquet pipeline (so both write the same dataset,
+  CONCURRENT_ITEMS 100, DOWNLOAD_HANDLERS ``{}`` (Scrapy's own HTTP/1.1 handler), ITEM_PIPELINES only the Parquet pipeline (so both write the same dataset,
   un-normalised here), and ADAPTIVE_CONCURRENCY_ENABLED, NORMALIZE_ENABLED, RAW_ARCHIVE_ENABLED,
   DEADLETTER_ENABLED False. Everything else stays as the project sets it, all equal to Scrapy's
   defaults or harmless here: CONCURRENT_REQUESTS 16, CONCURRENT_REQUESTS_PER_DOMAIN 8 (so one host gets
@@ -75,6 +75,7 @@ SEED = "seed-style"
 STOCK = [
     "-s", "DOWNLOADER_MIDDLEWARES={}", "-s", "SPIDER_MIDDLEWARES={}", "-s", "EXTENSIONS={}",
     "-s", "SCHEDULER=scrapy.core.scheduler.Scheduler", "-s", "CONCURRENT_ITEMS=100",
+    "-s", "DOWNLOAD_HANDLERS={}",
     "-s", "ITEM_PIPELINES=" + json.dumps({"scraper.pipelines.parquet.ParquetPipeline": 800}),
     "-s", "ADAPTIVE_CONCURRENCY_ENABLED=False", "-s", "NORMALIZE_ENABLED=False",
     "-s", "RAW_ARCHIVE_ENABLED=False", "-s", "DEADLETTER_ENABLED=False",
