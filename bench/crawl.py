@@ -18,6 +18,12 @@ table has medians of ``--repeats`` rounds, on the ``--books`` site and on the ``
 - ``ours, N Redis workers``: N ``ours`` processes sharing a throwaway redis-server (as in
   ``bench/workers.py``: NORMALIZE_WORKERS=0 each, so every worker is one process normalising inline and
   scale-out, not a pool, spreads the work over the cores); flushed before each run.
+- ``floor: bare Scrapy + parse + normalise``: the same spider with nothing but Scrapy's engine and
+  the normalisation pipeline: no downloader or spider middlewares (Scrapy's included), no extensions
+  but CoreStats, no output (items are parsed, normalised and discarded; no rows are expected). It does
+  the seed-style script's work except writing, so its CPU per page (pool included) is a floor for any
+  Scrapy stack that also writes, and the notes turn it into the most pages/s such a stack could reach
+  on every core of this machine.
 - ``seed-style``: ``python -m bench.seedstyle`` (asyncio + aiohttp, 16 concurrent fetches, a forkserver
   process pool normalising batches of 50, one Parquet file at the end).
 
@@ -80,6 +86,20 @@ STOCK = [
     "-s", "ADAPTIVE_CONCURRENCY_ENABLED=False", "-s", "NORMALIZE_ENABLED=False",
     "-s", "RAW_ARCHIVE_ENABLED=False", "-s", "DEADLETTER_ENABLED=False",
 ]
+# The floor: Scrapy's engine, the books spider's parsing and the normalisation pool, nothing else. No
+# middlewares, spider middlewares or extensions (CoreStats aside), Scrapy's scheduler and HTTP handler,
+# no output: the items are parsed, normalised, then discarded. It does what the seed-style script does
+# except writing, so no Scrapy stack that also writes can be cheaper per page.
+FLOOR = [
+    "-s", "DOWNLOADER_MIDDLEWARES_BASE={}", "-s", "SPIDER_MIDDLEWARES_BASE={}",
+    "-s", "EXTENSIONS_BASE=" + json.dumps({"scrapy.extensions.corestats.CoreStats": 0}),
+    "-s", "DOWNLOADER_MIDDLEWARES={}", "-s", "SPIDER_MIDDLEWARES={}", "-s", "EXTENSIONS={}",
+    "-s", "SCHEDULER=scrapy.core.scheduler.Scheduler", "-s", "DOWNLOAD_HANDLERS={}",
+    "-s", "ITEM_PIPELINES=" + json.dumps({"scraper.pipelines.normalize.NormalizePipeline": 300}),
+    "-s", "ADAPTIVE_CONCURRENCY_ENABLED=False",
+    "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16",
+]
+FLOOR_NAME = "floor: bare Scrapy + parse + normalise"
 COLUMNS = {  # table column -> metric of a run (medians)
     "pages/s": "pages_per_s", "wall s": "wall_s", "CPU ms/page (tree)": "tree_ms_per_page",
     "main CPU ms/page": "main_ms_per_page", "main core %": "main_core_pct",
@@ -233,8 +253,10 @@ def scrapy_argv(site: LocalSite, out: str, extra: list[str]) -> list[str]:
 
 
 def measure(site: LocalSite, books: int, argvs: Callable[[str], list[list[str]]],
-            env: dict[str, str], redis_pid: int | None = None) -> dict[str, float]:
-    """One run: the site's counters reset, ``argvs(outdir)`` run, its rows checked, costs per page."""
+            env: dict[str, str], redis_pid: int | None = None, rows_expected: int | None = None,
+            ) -> dict[str, float]:
+    """One run: the site's counters reset, ``argvs(outdir)`` run, its rows checked (``books`` of
+    them unless ``rows_expected`` says otherwise), costs per page."""
     site.reset()
     assert site._proc is not None
     with tempfile.TemporaryDirectory() as out:
@@ -245,7 +267,7 @@ def measure(site: LocalSite, books: int, argvs: Callable[[str], list[list[str]]]
         busy = machine_busy() - busy_before
         redis_cpu = process_cpu(redis_pid) - redis_before if redis_pid else 0.0
         rows = parquet_rows(out)
-    if rows != books:
+    if rows != (books if rows_expected is None else rows_expected):
         raise AssertionError(f"{rows} Parquet rows for a {books}-book site: {argvs('OUT')[0]}")
     pages = site.stats()["requests"]
     result = {
@@ -277,6 +299,8 @@ def variants(site: LocalSite, books: int, workers: int, redis_server: Any,
             "--workers", str(seed_workers)]], env),
         "stock": lambda: measure(site, books, lambda out: [scrapy_argv(site, out, STOCK)], env),
         "ours": lambda: measure(site, books, lambda out: [scrapy_argv(site, out, [])], env),
+        FLOOR_NAME: lambda: measure(site, books, lambda out: [scrapy_argv(site, out, FLOOR)], env,
+                                    rows_expected=0),
     }
     if redis_server is not None and workers:
         def distributed() -> dict[str, float]:
@@ -357,6 +381,15 @@ def main() -> None:
     seed_split = {k.removeprefix("seed_"): round(v, 2) for k, v in biggest[SEED].items()
                   if k.startswith("seed_")}
     notes[f"seed-style time split ({sizes[-1]} books, s)"] = seed_split
+    floor = biggest[FLOOR_NAME]
+    cores = os.cpu_count() or 1
+    floor_bound = cores * 1000 / (floor["tree_ms_per_page"] + floor["server_ms_per_page"])
+    notes[f"floor on every core ({sizes[-1]} books)"] = (
+        f"bare Scrapy + parse + normalise costs {floor['tree_ms_per_page']:.2f} CPU ms/page (pool "
+        f"included) and the site server {floor['server_ms_per_page']:.2f}: spread perfectly over {cores} "
+        f"cores (N processes, no coordination cost), at most {floor_bound:,.0f} pages/s = "
+        f"{floor_bound / biggest[SEED]['pages_per_s']:.2f}x seed-style, before any output (the "
+        f"seed-style script also writes Parquet)")
     ours = {name: r["pages_per_s"] for name, r in biggest.items() if name.startswith("ours")}
     best = max(ours, key=ours.__getitem__)
     ratio = ours[best] / biggest[SEED]["pages_per_s"]

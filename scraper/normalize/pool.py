@@ -8,7 +8,12 @@ queue holds at most one batch, so a fast producer waits instead of piling record
 Failure handling, per record: a record whose function raises comes back as a failed
 :class:`Outcome` (its batch-mates are unaffected). A worker crash (``BrokenProcessPool``) restarts the
 pool and re-runs the batch's records one at a time, so a record that kills its worker takes only
-itself down; a record that crashes a fresh worker :data:`CRASH_ATTEMPTS` times fails.
+itself down; a record that crashes a fresh worker :data:`CRASH_ATTEMPTS` times fails. Before that
+re-run, the fresh pool must answer a no-op: workers that cannot even start (a script without an
+``if __name__ == "__main__":`` guard under forkserver/spawn, a broken environment) would otherwise
+restart the pool for every record. After :data:`START_ATTEMPTS` fresh pools fail the no-op, the
+normalizer is :attr:`~BatchNormalizer.unusable`: every record, now and later, fails at once with
+that reason, and there are no more restarts.
 
 Workers ignore SIGINT and SIGTERM: a Ctrl-C sent to the whole process group would otherwise raise
 ``KeyboardInterrupt`` in them, surface through the futures and hang the crawl. The parent owns
@@ -41,6 +46,7 @@ logger = logging.getLogger(__name__)
 ORPHAN_CHECK_INTERVAL = 1.0  # seconds between a worker's checks that its crawl process is alive
 SHUTDOWN_GRACE = 10.0  # seconds a closing pool's workers get to exit on their own before SIGKILL
 CRASH_ATTEMPTS = 2  # a record alone in a fresh worker that crashes it this many times fails
+START_ATTEMPTS = 2  # fresh pools that fail a no-op in a row before the normalizer gives up
 MP_CONTEXTS = ("forkserver", "spawn")  # never a bare fork of the multi-threaded reactor process
 
 
@@ -182,6 +188,7 @@ class BatchNormalizer:
         self._running: set[asyncio.Task[None]] = set()
         self._more: asyncio.Future[None] | None = None  # the dispatcher waits on it for records
         self._draining = asyncio.Event()
+        self.unusable: str | None = None  # why the workers cannot run anything (then: no restarts)
 
     def start(self) -> None:
         """Start the pool now (fail fast), and the dispatcher on the running loop."""
@@ -199,6 +206,9 @@ class BatchNormalizer:
             outcome = run_one(path, record)
             self.stats.errors += not outcome.ok
             return outcome
+        if self.unusable is not None:
+            self.stats.errors += 1
+            return Outcome(error=self.unusable)
         self.start()
         assert self._queue is not None
         entry = _Entry(path, record, asyncio.get_running_loop().create_future())
@@ -334,8 +344,21 @@ class BatchNormalizer:
                 outcomes[index] = from_wire(work[index][1], wire)
         return outcomes
 
+    async def _workers_start(self) -> bool:
+        """Whether the (restarted) pool's workers can run anything at all: a no-op, restarting the
+        pool each time it breaks, up to :data:`START_ATTEMPTS` times."""
+        for _ in range(START_ATTEMPTS):
+            pool = self._pool
+            assert pool is not None
+            try:
+                await asyncio.wrap_future(pool.submit(os.getpid))
+                return True
+            except BrokenProcessPool:
+                self._restart(pool)
+        return False
+
     def _restart(self, broken: ProcessPoolExecutor) -> None:
-        if self._pool is not broken:  # another batch already replaced it
+        if self._pool is not broken or self.unusable is not None:  # replaced already; or no more pools
             return
         logger.warning("Normalisation worker crashed; restarting the process pool")
         self.stats.restarts += 1
@@ -348,6 +371,14 @@ class BatchNormalizer:
         assert self._recovery is not None
         outcomes = []
         async with self._recovery:
+            if self.unusable is None and not await self._workers_start():
+                self.unusable = (f"BrokenProcessPool: normalisation workers cannot start ({START_ATTEMPTS} "
+                                 "fresh pools in a row died before running a no-op)")
+                logger.error("%s; every record now fails at once. Under forkserver/spawn a script "
+                             "that starts a crawl needs an `if __name__ == \"__main__\":` guard.",
+                             self.unusable)
+            if self.unusable is not None:
+                return [Outcome(error=self.unusable) for _ in work]
             for item in work:
                 for _ in range(CRASH_ATTEMPTS):
                     try:

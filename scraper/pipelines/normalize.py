@@ -10,7 +10,8 @@ debugging and baselines); ``NORMALIZE_BATCH_SIZE`` (50); ``NORMALIZE_BATCH_MAX_W
 ``NORMALIZE_MAX_PENDING_BATCHES`` (2 x workers); ``NORMALIZE_MP_CONTEXT`` (forkserver | spawn).
 
 An item whose normaliser fails is dead-lettered (:data:`scraper.signals.dead_letter`) and dropped,
-never written half-normalised. Stats: ``normalize/items``, ``normalize/batches``, ``normalize/errors``,
+never written half-normalised. Workers that cannot start at all (see :mod:`scraper.normalize.pool`)
+close the spider with reason ``normalize_pool_failed``; the items in flight are dead-lettered. Stats: ``normalize/items``, ``normalize/batches``, ``normalize/errors``,
 ``normalize/pool_restarts``, ``normalize/queue_wait/avg_ms``, ``normalize/queue_wait/max_ms``.
 """
 
@@ -27,6 +28,7 @@ from scrapy.exceptions import DropItem, NotConfigured
 from scraper import signals as our_signals
 from scraper.config import get_bool, get_choice, get_float, get_int
 from scraper.normalize.pool import MP_CONTEXTS, BatchNormalizer
+from scraper.pipelines import close_crawl
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class NormalizePipeline:
     def __init__(self, crawler: Crawler, normalizer: BatchNormalizer) -> None:
         self.crawler = crawler
         self.normalizer = normalizer
+        self._closing = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> NormalizePipeline:
@@ -65,6 +68,9 @@ class NormalizePipeline:
         record = dict(adapter.items())  # shallow: asdict() deep-copies every item on the reactor thread
         outcome = await self.normalizer.submit(function, record)
         if not outcome.ok:
+            if self.normalizer.unusable is not None and not self._closing:
+                self._closing = True  # workers that cannot start: stop, rather than dead-letter the site
+                close_crawl(self.crawler, "normalize_pool_failed")
             self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
                 "kind": "item", "reason": "normalize_error", "url": record.get("url"),
                 "error": outcome.error, "traceback": outcome.traceback, "item": record,

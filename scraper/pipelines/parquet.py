@@ -30,6 +30,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem, NotConfigured
 
 from scraper import signals as our_signals
+from scraper.pipelines import close_crawl
 from scraper.config import InvalidSetting, get_choice, get_int
 from scraper.output import crawl_time, format_uri, item_type_name, parquet_template
 from scraper.parquet.dataset import DatasetWriter, resolve_uri
@@ -153,12 +154,7 @@ class ParquetPipeline:
         })
         if not self._schema_failed:
             self._schema_failed = True
-            try:
-                engine = self.crawler.engine
-            except RuntimeError:  # no crawl running (the pipeline used on its own)
-                engine = None
-            if engine is not None:
-                asyncio.ensure_future(engine.close_spider_async(reason="parquet_schema_error"))
+            close_crawl(self.crawler, "parquet_schema_error")
         raise DropItem(f"schema error: {exc}")
 
     def _open_writer(self, item_cls: type) -> DatasetWriter:

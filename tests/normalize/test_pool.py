@@ -60,6 +60,37 @@ def test_worker_crash_restarts_pool_and_isolates_the_crasher() -> None:
     assert normalizer.stats.restarts >= 2  # the batch crash, then each lone re-run of the crasher
 
 
+# No `if __name__ == "__main__":` guard: under spawn every worker re-runs this script, and multiprocessing
+# refuses to start a pool while importing the main module, so no worker ever runs anything.
+UNGUARDED_SCRIPT = """
+import asyncio
+from scraper.normalize.pool import BatchNormalizer
+
+async def crawl():
+    normalizer = BatchNormalizer(workers=1, batch_size=5, mp_context="spawn")
+    outcomes = await asyncio.gather(*(normalizer.submit(FUNC, {"text": str(i)}) for i in range(40)))
+    await normalizer.close()
+    print("RESULT", sum(o.ok for o in outcomes), normalizer.stats.restarts, outcomes[-1].error)
+
+asyncio.run(crawl())
+"""
+
+
+def test_workers_that_cannot_start_fail_every_record_without_endless_restarts(tmp_path: Path) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"FUNC = {FUNC!r}\n" + UNGUARDED_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+    result = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
+    ok, restarts, error = result.split(" ", 3)[1:]
+    assert ok == "0"  # every record has an outcome (a failure the pipeline dead-letters), none hangs
+    assert "normalisation workers cannot start" in error
+    # The first crash, START_ATTEMPTS fresh pools that fail the no-op, and maybe a batch already sent
+    # to one of them: a handful, not two per record (~80, each a burst of worker tracebacks).
+    assert int(restarts) <= 6, proc.stderr[-2000:]
+    assert proc.stderr.count("cannot start") == 1  # one ERROR line, not a flood
+
+
 def test_backpressure_bounds_records_in_memory() -> None:
     async def scenario() -> int:
         normalizer = BatchNormalizer(workers=1, batch_size=4, max_pending=1, max_wait=10)

@@ -81,3 +81,29 @@ def test_invalid_settings_fail_naming_the_setting(tmp_path: Path, setting: str, 
 def test_disabled(tmp_path: Path) -> None:
     with pytest.raises(NotConfigured):
         make(tmp_path, NORMALIZE_ENABLED=False)
+
+
+def test_workers_that_cannot_start_close_the_spider_once(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    crawler, pipeline, sink = make(tmp_path, NORMALIZE_WORKERS=1)
+    closes: list[str] = []
+
+    async def close_spider_async(reason: str) -> None:
+        closes.append(reason)
+
+    crawler.engine = SimpleNamespace(close_spider_async=close_spider_async)
+    # What BatchNormalizer decides after START_ATTEMPTS dead fresh pools (tests/normalize/test_pool.py).
+    pipeline.normalizer.unusable = "BrokenProcessPool: normalisation workers cannot start"
+
+    async def scenario() -> list:
+        results = await run(pipeline, [TextItem(f"http://x/{i}", f"t{i}") for i in range(3)])
+        await asyncio.sleep(0)  # let the close request run
+        return results
+
+    results = asyncio.run(scenario())
+    sink.close()
+    assert all(isinstance(r, DropItem) for r in results)
+    assert closes == ["normalize_pool_failed"]
+    records = [json.loads(line) for line in Path(sink.path).read_text().splitlines()]
+    assert len(records) == 3 and "cannot start" in records[0]["error"]
