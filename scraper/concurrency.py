@@ -16,7 +16,12 @@ Each download slot (site) gets a :class:`SlotController`. The mechanism reports 
   under the rate that last drew a 429, faster (the step doubling each window, CUBIC-like) when far
   below it or past it, so an underestimate (the first 429 window holds a ``Retry-After`` pause) is
   recovered in a few windows and the rate settles just under the site's limit;
-- **errors** (timeouts, dropped connections) — multiplicative decrease by ``error_decrease``;
+- **errors** (timeouts, dropped connections, 5xx overload) — multiplicative decrease in proportion to
+  the window's share of errors, as DCTCP does with marked packets: × ``error_decrease`` when every
+  request failed, × 0.94 when 20% did (default 0.7); a fully used window where fewer than
+  :data:`ERRORS_STILL_GROWING` failed still grows by one (or, when paced and the pace binds, probes
+  the rate), so random errors that have nothing to do with load hold the concurrency steady rather
+  than cutting it to the floor, and do not freeze a paced rate below the site's limit;
 - **pacing jitter** — paced gaps vary by ± ``pace_jitter`` so requests never march in lockstep
   (Scrapy's own 0.5–1.5× randomisation is too bursty for a token bucket);
 - **latency** — a gradient against the slot's best recent latency (Gradient2/Vegas spirit):
@@ -37,6 +42,7 @@ NEAR_CEILING = (0.95, 1.1)  # between these shares of the last 429'd rate, probe
 PROBE_MAX = 0.25  # the fastest rate probe per window (far from any known ceiling)
 SETTLED = 0.97  # at or above this share of the ceiling the rate is settled: probe it only...
 SETTLED_PROBE_EVERY = 30  # ...once per this many windows (each probe past it costs a 429 and its pause)
+ERRORS_STILL_GROWING = 0.5  # a fully used window with errors still grows by 1 if fewer failed than this
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class ControllerConfig:
     max_concurrency: int = 32
     start: int = 2  # slow start begins here: a crawl never opens with a thundering herd
     decrease: float = 0.5  # concurrency × this on a rate-limited window
-    error_decrease: float = 0.7  # concurrency × this on a window with timeouts/drops
+    error_decrease: float = 0.7  # concurrency × this on a window whose requests all failed (less if some did)
     tolerance: float = 1.5  # latency may grow to 1.5 × the best recent before backing off...
     latency_margin: float = 0.025  # ...and by at least this many seconds: on loopback, 5 → 20 ms is
     # the crawler's own CPU at work, not a congested server
@@ -144,7 +150,17 @@ class SlotController:
                 self.ceiling = self.rate
             self.rate = max(0.1, self.ceiling * cfg.rate_decrease)
         elif window.errors:
-            self.limit = max(cfg.min_concurrency, self.limit * cfg.error_decrease)
+            # DCTCP-like: cut in proportion to the window's share of errors (× error_decrease when
+            # all failed), and keep growing while most requests succeed. A site that fails a steady
+            # fraction of pages whatever the load then settles where the two balance (20% errors:
+            # ~16) instead of being cut every window down to the floor.
+            share = window.errors / (window.ok + window.errors)
+            self.limit = max(cfg.min_concurrency, self.limit * (1 - (1 - cfg.error_decrease) * share))
+            if share < ERRORS_STILL_GROWING:  # grow what binds, as in an error-free window
+                if self.rate is not None and self._pacing_bound(window, duration):
+                    self._probe()
+                elif used:
+                    self.limit = min(cfg.max_concurrency, self.limit + 1)
             self.threshold = self.limit
         elif window.ok:
             gradient = self._latency_gradient(window)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 
 import pytest
@@ -83,6 +84,53 @@ def test_timeouts_and_unused_capacity() -> None:
     for _ in range(20):  # demand below the limit: no reason to grow
         controller.record("ok", 0.05, in_flight=2)
     assert controller.decide(2.0).concurrency == 7
+
+
+def test_random_errors_unrelated_to_load_hold_the_concurrency() -> None:
+    """20% of requests fail whatever the load (a flaky site): the cut is in proportion (× 0.94) and
+    the used window still grows by one, so the limit settles near 16 instead of falling to 1."""
+    rng = random.Random(7)
+    controller, now = SlotController(ControllerConfig(start=16, max_concurrency=32), 0.0), 0.0
+    limits = []
+    for _ in range(60):
+        limit = controller.decision().concurrency
+        for _ in range(100):
+            controller.record("error" if rng.random() < 0.2 else "ok", 0.01, in_flight=limit)
+        now += 1
+        limits.append(controller.decide(now).concurrency)
+    assert min(limits[-30:]) >= 12 and max(limits[-30:]) <= 20
+
+
+def test_random_errors_do_not_freeze_a_paced_rate() -> None:
+    """Paced after a 429 at an underestimate (the first 429 window holds its Retry-After pause), the
+    rate is probed up while the pace binds; 20% of requests failing at random changes nothing."""
+    def paced_rate_after(windows: int, error_share: float) -> tuple[float, float]:
+        rng = random.Random(3)
+        controller = SlotController(ControllerConfig(start=4), 0.0)
+        for _ in range(6):
+            controller.record("ok", 0.01, in_flight=4)
+        controller.record("limited", in_flight=4)
+        first = 1 / controller.decide(1.0).delay
+        for window in range(windows):  # every window sends at the paced rate
+            for _ in range(round(1 / controller.decision().delay)):
+                controller.record("error" if rng.random() < error_share else "ok", 0.01, in_flight=2)
+            controller.decide(2.0 + window)
+        return first, 1 / controller.decision().delay
+
+    first, clean = paced_rate_after(10, 0.0)
+    _, flaky = paced_rate_after(10, 0.2)
+    assert clean > first and flaky == pytest.approx(clean)
+
+
+def test_mostly_failing_windows_still_cut_to_the_floor() -> None:
+    controller, now = SlotController(ControllerConfig(start=16, max_concurrency=32), 0.0), 0.0
+    for _ in range(15):  # 60% of requests fail: cut × 0.82 per window, no growth
+        limit = controller.decision().concurrency
+        for i in range(10):
+            controller.record("error" if i < 6 else "ok", 0.01, in_flight=limit)
+        now += 1
+        controller.decide(now)
+    assert controller.decision().concurrency == 1
 
 
 @pytest.mark.parametrize("kwargs", [dict(start=0), dict(min_concurrency=5, start=2), dict(decrease=1.0),
