@@ -14,11 +14,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def alternate(variants: dict[str, Callable[[], dict[str, float]]], repeats: int) -> dict[str, dict[str, float]]:
-    """Run every variant once per round, ``repeats`` rounds (so drift hits all alike); medians."""
+    """Run every variant once per round, ``repeats`` rounds (so drift hits all alike), each round
+    starting one variant later (so no variant always runs first, or always after the same one);
+    medians."""
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
-    for _ in range(repeats):
-        for name, run in variants.items():
-            runs[name].append(run())
+    names = list(variants)
+    for round_ in range(repeats):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            runs[name].append(variants[name]())
     return {name: {key: statistics.median(r[key] for r in results) for key in results[0]}
             for name, results in runs.items()}
 
