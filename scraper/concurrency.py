@@ -15,7 +15,10 @@ Each download slot (site) gets a :class:`SlotController`. The mechanism reports 
   third of the throughput). While the rate binds it is probed up: by ``rate_probe`` per window just
   under the rate that last drew a 429, faster (the step doubling each window, CUBIC-like) when far
   below it or past it, so an underestimate (the first 429 window holds a ``Retry-After`` pause) is
-  recovered in a few windows and the rate settles just under the site's limit;
+  recovered in a few windows and the rate settles just under the site's limit. The first 429's
+  ceiling is only an estimate (the best accepted rate so far, which slow start may have held down,
+  as when the 429 comes early in a crawl): until a 429 at a paced rate confirms it, the rate is
+  probed with doubling steps, never settled under it;
 - **errors** (timeouts, dropped connections, 5xx overload) — multiplicative decrease in proportion to
   the window's share of errors, as DCTCP does with marked packets: × ``error_decrease`` when every
   request failed, × 0.94 when 20% did (default 0.7); a fully used window where fewer than
@@ -96,6 +99,9 @@ class SlotController:
         self.threshold = float(config.max_concurrency)  # slow-start threshold
         self.rate: float | None = None  # paced requests/s; None = unpaced
         self.ceiling: float | None = None  # the paced rate that last drew a 429
+        # False while the ceiling is only the first 429's estimate (the best window's accepted rate,
+        # which slow start may have held down); a 429 at a paced rate confirms it
+        self._confirmed = False
         self._step = config.rate_probe
         self._settled = 0  # windows spent settled just under the ceiling
         self._accepted: deque[float] = deque(maxlen=3)  # recent windows' accepted requests/s
@@ -148,6 +154,7 @@ class SlotController:
                 self.threshold = self.limit
             else:  # already paced: the rate is the precise knob; cutting concurrency too overshoots
                 self.ceiling = self.rate
+                self._confirmed = True
             self.rate = max(0.1, self.ceiling * cfg.rate_decrease)
         elif window.errors:
             # DCTCP-like: cut in proportion to the window's share of errors (× error_decrease when
@@ -180,7 +187,8 @@ class SlotController:
         doubling each window, up to ``PROBE_MAX``) when far below it or well past it (stale)."""
         assert self.rate is not None
         low, high = NEAR_CEILING
-        near = self.ceiling is not None and low * self.ceiling <= self.rate <= high * self.ceiling
+        near = (self._confirmed and self.ceiling is not None
+                and low * self.ceiling <= self.rate <= high * self.ceiling)
         if near and self.ceiling is not None and self.rate >= SETTLED * self.ceiling:
             self._settled += 1
             if self._settled % SETTLED_PROBE_EVERY:

@@ -43,6 +43,30 @@ def test_reconverges_after_capacity_halves() -> None:
     assert settled.share_limited <= 0.02
 
 
+def test_a_first_ceiling_estimated_too_low_is_probed_past() -> None:
+    """The first 429's window also holds its Retry-After pause, and slow start had not ramped up, so
+    the site seemed to accept 6/s; it accepts far more. That first ceiling is only an estimate: the
+    rate is probed past it with doubling steps instead of settling under it for good."""
+    controller = SlotController(ControllerConfig(start=2), 0.0)
+    for _ in range(6):
+        controller.record("ok", 0.01, in_flight=2)
+    controller.record("limited", in_flight=2)
+    first = 1 / controller.decide(1.0).delay
+    assert first == pytest.approx(6 * 0.93)
+    for window in range(15):  # the pace binds, nothing is refused
+        for _ in range(round(1 / controller.decision().delay)):
+            controller.record("ok", 0.01, in_flight=2)
+        controller.decide(2.0 + window)
+    assert 1 / controller.decision().delay >= 40
+    controller.record("limited", in_flight=2)  # a 429 at a paced rate: now the ceiling is known
+    confirmed = 1 / controller.decide(20.0).delay
+    for window in range(10):
+        for _ in range(round(1 / controller.decision().delay)):
+            controller.record("ok", 0.01, in_flight=2)
+        controller.decide(21.0 + window)
+    assert 1 / controller.decision().delay <= confirmed * 1.1  # settled just under it again
+
+
 def test_slow_start_and_bounds() -> None:
     config = ControllerConfig(min_concurrency=2, start=2, max_concurrency=10)
     controller, now = SlotController(config, 0.0), 0.0
