@@ -9,9 +9,9 @@ table has medians of ``--repeats`` rounds, on the ``--books`` site and on the ``
 - ``stock``: the same spider with our components off, Scrapy's defaults back: DOWNLOADER_MIDDLEWARES,
   SPIDER_MIDDLEWARES and EXTENSIONS ``{}`` (Scrapy's built-in ones only: its RetryMiddleware,
   UserAgentMiddleware, LogStats... instead of ours), SCHEDULER ``scrapy.core.scheduler.Scheduler``,
-  CONCURRENT_ITEMS 100, DOWNLOAD_HANDLERS ``{}`` (Scrapy's own HTTP/1.1 handler), ITEM_PIPELINES only the Parquet pipeline (so both write the same dataset,
-  un-normalised here), and ADAPTIVE_CONCURRENCY_ENABLED, NORMALIZE_ENABLED, RAW_ARCHIVE_ENABLED,
-  DEADLETTER_ENABLED False. Everything else stays as the project sets it, all equal to Scrapy's
+  CONCURRENT_ITEMS 100, DOWNLOAD_HANDLERS ``{}`` (Scrapy's own HTTP/1.1 handler), ITEM_PIPELINES only
+  the Parquet pipeline (so both write the same dataset, un-normalised here), and
+  ADAPTIVE_CONCURRENCY_ENABLED, NORMALIZE_ENABLED, RAW_ARCHIVE_ENABLED, DEADLETTER_ENABLED False. Everything else stays as the project sets it, all equal to Scrapy's
   defaults or harmless here: CONCURRENT_REQUESTS 16, CONCURRENT_REQUESTS_PER_DOMAIN 8 (so one host gets
   8 in flight; ours lets its adaptive controller raise the host's slot up to the global 16),
   ROBOTSTXT_OBEY True (one extra request), USER_AGENT, TELNETCONSOLE_ENABLED False.

@@ -11,8 +11,9 @@ debugging and baselines); ``NORMALIZE_BATCH_SIZE`` (50); ``NORMALIZE_BATCH_MAX_W
 
 An item whose normaliser fails is dead-lettered (:data:`scraper.signals.dead_letter`) and dropped,
 never written half-normalised. Workers that cannot start at all (see :mod:`scraper.normalize.pool`)
-close the spider with reason ``normalize_pool_failed``; the items in flight are dead-lettered. Stats: ``normalize/items``, ``normalize/batches``, ``normalize/errors``,
-``normalize/pool_restarts``, ``normalize/queue_wait/avg_ms``, ``normalize/queue_wait/max_ms``.
+close the spider with reason ``normalize_pool_failed``; the items in flight are dead-lettered.
+Stats: ``normalize/items``, ``normalize/batches``, ``normalize/errors``, ``normalize/pool_restarts``,
+``normalize/queue_wait/avg_ms``, ``normalize/queue_wait/max_ms``.
 """
 
 from __future__ import annotations

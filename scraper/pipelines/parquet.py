@@ -30,10 +30,10 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem, NotConfigured
 
 from scraper import signals as our_signals
-from scraper.pipelines import close_crawl
 from scraper.config import InvalidSetting, get_choice, get_int
 from scraper.output import crawl_time, format_uri, item_type_name, parquet_template
 from scraper.parquet.dataset import DatasetWriter, resolve_uri
+from scraper.pipelines import close_crawl
 from scraper.parquet.schema import SchemaError, arrow_schema
 from scraper.secrets import mask_url
 

@@ -79,7 +79,8 @@ asyncio.run(crawl())
 def test_workers_that_cannot_start_fail_every_record_without_endless_restarts(tmp_path: Path) -> None:
     script = tmp_path / "unguarded.py"
     script.write_text(f"FUNC = {FUNC!r}\n" + UNGUARDED_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)},
                           capture_output=True, text=True, timeout=120)
     result = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
     ok, restarts, error = result.split(" ", 3)[1:]
