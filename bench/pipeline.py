@@ -22,7 +22,7 @@ from scraper.localsite.catalog import Catalog
 from scraper.normalize.pool import BatchNormalizer
 
 FUNCTION = "scraper.normalize.books.normalize_book"
-IN_FLIGHT = 256  # items the crawl has handed to the pipeline at once
+IN_FLIGHT = 256  # items the crawl has in the pipeline at once (producers, one item each)
 TICK = 0.005
 
 
@@ -42,10 +42,10 @@ async def _measure(normalizer: BatchNormalizer, records: list[dict]) -> dict[str
             await asyncio.sleep(TICK)
             lags.append(max(0.0, loop.time() - expected))
 
-    gate = asyncio.Semaphore(IN_FLIGHT)
+    todo = iter(records)
 
-    async def one(record: dict) -> None:
-        async with gate:
+    async def producer() -> None:  # like a Scrapy item task: one item in flight at a time
+        for record in todo:
             outcome = await normalizer.submit(FUNCTION, record)
             assert outcome.ok, outcome.error
 
@@ -53,7 +53,7 @@ async def _measure(normalizer: BatchNormalizer, records: list[dict]) -> dict[str
     await normalizer.submit(FUNCTION, records[0])  # workers up and warm: measure steady state
     tick = asyncio.ensure_future(ticker())
     started = time.perf_counter()
-    await asyncio.gather(*(one(r) for r in records))
+    await asyncio.gather(*(producer() for _ in range(IN_FLIGHT)))
     elapsed = time.perf_counter() - started
     stop.set()
     await tick

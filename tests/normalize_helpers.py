@@ -22,8 +22,12 @@ def upper(record: dict[str, Any]) -> dict[str, Any]:
         while not marker.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         os._exit(13)
+    if record.get("log_run"):  # one line per run of this record, then a little work
+        with open(record["log_run"], "a") as log:
+            log.write(f"{os.getpid()}\n")
+        time.sleep(record.get("sleep", 0))
     if record.get("crash"):
-        os._exit(13)  # kills the worker: BrokenProcessPool in the parent
+        os._exit(13)  # kills the worker
     return {"text": str(record["text"]).upper(), "pid": os.getpid()}
 
 

@@ -1,1 +1,1 @@
-"""CPU-heavy normalisation of items, in a process pool (``pool``) behind an item pipeline."""
+"""CPU-heavy normalisation of items, in worker processes (``pool``) behind an item pipeline."""

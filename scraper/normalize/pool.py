@@ -1,53 +1,69 @@
-"""Batched, bounded normalisation in a process pool, driven from an asyncio event loop. No Scrapy.
+"""Batched, bounded normalisation in worker processes, driven from an asyncio event loop. No Scrapy.
 
-Measure → decide → act is not needed here; the shape is: callers ``await submit(func, record)``; a
-dispatcher task gathers records into batches (``batch_size`` or ``max_wait``, whichever comes first)
-and sends each batch to a worker; at most ``max_pending`` batches are in flight, and the pending
-queue holds at most one batch, so a fast producer waits instead of piling records up in memory.
+Callers ``await submit(path, record)``. Records gather into a batch, sent when it holds ``batch_size``
+records or its first record has waited ``max_wait`` seconds, whichever comes first. At most
+``max_pending`` batches are in the workers and at most one more waits to be sent, so a fast producer
+waits instead of piling records up in memory.
+
+Each worker is a process with two pipes, and the event loop itself writes the commands and reads the
+results (``add_writer``/``add_reader``): a result resolves its callers' futures in the read callback.
+``ProcessPoolExecutor`` puts a feeder thread, a manager thread and a thread-safe wake-up of the loop
+between the two, which cost the crawl process more CPU per record than all the pickling; on a
+2-core machine that CPU is taken from the workers. Batches go to the worker with the fewest in hand.
 
 Failure handling, per record: a record whose function raises comes back as a failed
-:class:`Outcome` (its batch-mates are unaffected). A worker crash (``BrokenProcessPool``) restarts the
-pool and re-runs the batch's records one at a time, so a record that kills its worker takes only
-itself down; a record that crashes a fresh worker :data:`CRASH_ATTEMPTS` times fails. Before that
-re-run, the fresh pool must answer a no-op: workers that cannot even start (a script without an
-``if __name__ == "__main__":`` guard under forkserver/spawn, a broken environment) would otherwise
-restart the pool for every record. After :data:`START_ATTEMPTS` fresh pools fail the no-op, the
-normalizer is :attr:`~BatchNormalizer.unusable`: every record, now and later, fails at once with
-that reason, and there are no more restarts.
+:class:`Outcome` (its batch-mates are unaffected). When a worker dies, only its own batches are
+affected, and it is replaced. The batch it was running is re-run one record at a time, so a record
+that kills its worker takes only itself down: a record that crashes a worker alone
+:data:`CRASH_ATTEMPTS` times fails. The batches queued behind it are simply sent again. Every new
+worker first answers a no-op, so workers that cannot even start (a script without an
+``if __name__ == "__main__":`` guard under forkserver/spawn, a broken environment) are told apart
+from records that crash them. After :data:`START_ATTEMPTS` such deaths in a row per worker, the
+normalizer is :attr:`~BatchNormalizer.unusable`: every record, now and later, fails at once with that
+reason, and no more workers are started. A record or result that cannot be pickled fails alone.
 
-Workers ignore SIGINT and SIGTERM: a Ctrl-C sent to the whole process group would otherwise raise
-``KeyboardInterrupt`` in them, surface through the futures and hang the crawl. The parent owns
-shutdown, so it must also own their death: ``ProcessPoolExecutor`` stops the workers of a broken pool
-with SIGTERM and then joins them, which would wait forever (and hang interpreter exit, joining its
-manager thread), so a broken or closed pool's workers are SIGKILLed by us. A worker whose crawl
-process died (``kill -9``) exits by itself within :data:`ORPHAN_CHECK_INTERVAL` seconds.
+Workers ignore SIGINT and SIGTERM: a Ctrl-C sent to the whole process group would otherwise kill them
+mid-batch. The parent owns shutdown: closing the command pipes ends the workers; ones still running
+at interpreter exit (a normalizer never closed) are SIGKILLed, since multiprocessing would otherwise
+SIGTERM them and wait forever. A worker whose crawl process died (``kill -9``) exits on the command
+pipe's end, or within :data:`ORPHAN_CHECK_INTERVAL` seconds if it is busy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import fcntl
 import importlib
 import logging
 import multiprocessing
+import multiprocessing.util  # registers its exit handler first, so ours (LIFO) runs before it
 import os
+import pickle
 import signal
+import struct
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
-ORPHAN_CHECK_INTERVAL = 1.0  # seconds between a worker's checks that its crawl process is alive
-SHUTDOWN_GRACE = 10.0  # seconds a closing pool's workers get to exit on their own before SIGKILL
-CRASH_ATTEMPTS = 2  # a record alone in a fresh worker that crashes it this many times fails
-START_ATTEMPTS = 2  # fresh pools that fail a no-op in a row before the normalizer gives up
+ORPHAN_CHECK_INTERVAL = 1.0  # seconds between a busy worker's checks that its crawl process is alive
+SHUTDOWN_GRACE = 10.0  # seconds a closing normalizer's workers get to exit on their own before SIGKILL
+CRASH_ATTEMPTS = 2  # a record alone in a worker that crashes it this many times fails
+START_ATTEMPTS = 2  # new workers per worker slot that die before a no-op, in a row, before giving up
 MP_CONTEXTS = ("forkserver", "spawn")  # never a bare fork of the multi-threaded reactor process
+PIPE_SIZE = 1 << 20  # bytes: a whole batch of books fits one pipe write (Linux default 64 KiB)
+READ_SIZE = 1 << 20  # bytes taken from a result pipe per read
+_HEADER = struct.Struct("!i")  # multiprocessing.connection's frame header: the worker uses Connection
+_PICKLE = pickle.HIGHEST_PROTOCOL
 
 
 @dataclass(slots=True)
@@ -83,20 +99,26 @@ def run_one(path: str, record: dict[str, Any]) -> Outcome:
     try:
         return Outcome(value=load_function(path)(record))
     except Exception as exc:  # one bad record must not sink its batch
-        summary = "".join(traceback.format_exception(exc, limit=-3)).strip()
-        return Outcome(error=f"{type(exc).__name__}: {exc}", traceback=summary[-2000:])
+        return _failed(exc)
 
 
-# On the wire a batch is ``(function path, [record, ...])`` and comes back as one compact tuple per
-# record: ``(True, changed fields, removed field names)`` or ``(False, error, traceback)``. Only what
-# the function changed travels back (a book's long description usually does not change), which
-# keeps unpickling in the crawl process, the one that competes with the workers for the CPU, small.
+def _failed(exc: BaseException) -> Outcome:
+    summary = "".join(traceback.format_exception(exc, limit=-3)).strip()
+    return Outcome(error=f"{type(exc).__name__}: {exc}", traceback=summary[-2000:])
+
+
+# On the wire a batch is ``(function paths, records)``, one path per record (pickle sends a repeated
+# path once), and comes back as one compact tuple per record: ``(True, changed fields, removed field
+# names)`` or ``(False, error, traceback)``. Only what the function changed travels back (a book's
+# long description usually does not change), which keeps unpickling in the crawl process, the one
+# that competes with the workers for the CPU, small. A batch the worker cannot unpickle comes back as
+# one ``(False, error, traceback)`` for the whole batch; a no-op (``None``) comes back as the pid.
 Wire = tuple[bool, Any, Any]
 
 
-def run_batch(path: str, records: list[dict[str, Any]]) -> list[Wire]:
-    """Worker entry point: one wire outcome per record, in order."""
-    return [_to_wire(record, run_one(path, record)) for record in records]
+def run_batch(paths: list[str], records: list[dict[str, Any]]) -> list[Wire]:
+    """One wire outcome per record, in order."""
+    return [_to_wire(record, run_one(path, record)) for path, record in zip(paths, records)]
 
 
 def _to_wire(record: dict[str, Any], outcome: Outcome) -> Wire:
@@ -122,13 +144,50 @@ def from_wire(record: dict[str, Any], wire: Wire) -> Outcome:
     ok, first, second = wire
     if not ok:
         return Outcome(error=first, traceback=second)
-    value = {key: old for key, old in record.items() if key not in second}
+    value = {key: old for key, old in record.items() if key not in second} if second else dict(record)
     value.update(first)
     return Outcome(value=value)
 
 
+def _dump_reply(wires: list[Wire]) -> bytes:
+    """The reply for a batch; a result that cannot be pickled becomes that record's error alone."""
+    try:
+        return pickle.dumps(wires, _PICKLE)
+    except Exception:
+        safe = []
+        for wire in wires:
+            try:
+                pickle.dumps(wire, _PICKLE)
+                safe.append(wire)
+            except Exception as exc:
+                failed = _failed(exc)
+                safe.append((False, f"unpicklable result: {failed.error}", failed.traceback))
+        return pickle.dumps(safe, _PICKLE)
+
+
+def worker_main(commands: Connection, results: Connection, parent_pid: int) -> None:
+    """A worker process: answer each command on ``commands`` in order, until the pipe closes."""
+    init_worker(parent_pid)
+    while True:
+        try:
+            message = commands.recv_bytes()
+        except EOFError:  # closed by the crawl process (shutdown), or it died
+            return
+        try:
+            command = pickle.loads(message)
+        except Exception as exc:
+            failed = _failed(exc)
+            results.send_bytes(pickle.dumps((False, f"unpicklable batch: {failed.error}", failed.traceback)))
+            continue
+        reply = pickle.dumps(os.getpid()) if command is None else _dump_reply(run_batch(*command))
+        try:
+            results.send_bytes(reply)
+        except BrokenPipeError:  # the crawl process is gone
+            return
+
+
 def init_worker(parent_pid: int) -> None:
-    """Pool initializer: leave SIGINT/SIGTERM to the parent, and exit when the parent is gone."""
+    """Leave SIGINT/SIGTERM to the parent, and exit when the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=exit_when_orphaned, args=(parent_pid,), name="orphan-watch",
@@ -147,11 +206,27 @@ def exit_when_orphaned(parent_pid: int, interval: float = ORPHAN_CHECK_INTERVAL)
             os._exit(1)
 
 
-def kill_workers(pool: ProcessPoolExecutor) -> None:
-    """SIGKILL a pool's worker processes (they ignore the SIGTERM the executor would send)."""
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+# Worker processes started by this process and not yet reaped, killed at interpreter exit.
+_LIVE: dict[BaseProcess, int] = {}
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """Workers ignore SIGTERM, and multiprocessing's exit handler would SIGTERM and join them."""
+    for process, owner in list(_LIVE.items()):
+        if owner == os.getpid() and process.is_alive():
+            process.kill()
+
+
+def _reap(processes: list[BaseProcess], grace: float = SHUTDOWN_GRACE) -> None:
+    """Wait for workers told to exit; kill any that are still there after ``grace`` seconds."""
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
         if process.is_alive():
             process.kill()
+            process.join()
+        _LIVE.pop(process, None)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -159,12 +234,28 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-@dataclass
-class _Entry:
-    path: str
-    record: dict[str, Any]
-    future: asyncio.Future[Outcome]
-    submitted: float = field(default_factory=time.monotonic)
+def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
+    if not future.done():  # its caller may have been cancelled
+        future.set_result(outcome)
+
+
+@dataclass(slots=True, eq=False)
+class _Batch:
+    paths: list[str]
+    records: list[dict[str, Any]]
+    futures: list[asyncio.Future[Outcome]]
+    payload: bytes = b""
+    crashes: int = 0  # a lone record: how many workers it has crashed
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    commands: Connection
+    results: Connection
+    batches: deque[_Batch | None] = field(default_factory=deque)  # sent, in order; None = the no-op
+    unsent: bytearray = field(default_factory=bytearray)  # what the command pipe has not taken yet
+    received: bytearray = field(default_factory=bytearray)  # a result not yet read in full
 
 
 class BatchNormalizer:
@@ -180,25 +271,44 @@ class BatchNormalizer:
         self.max_pending = max_pending
         self.mp_context = mp_context
         self.stats = PoolStats()
-        self._pool: ProcessPoolExecutor | None = None
-        self._queue: asyncio.Queue[_Entry] | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._recovery: asyncio.Lock | None = None
-        self._dispatcher: asyncio.Task[None] | None = None
-        self._running: set[asyncio.Task[None]] = set()
-        self._more: asyncio.Future[None] | None = None  # the dispatcher waits on it for records
-        self._draining = asyncio.Event()
         self.unusable: str | None = None  # why the workers cannot run anything (then: no restarts)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._workers: list[_Worker] = []
+        self._dead: list[BaseProcess] = []  # to reap at close
+        self._failed_starts = 0  # new workers in a row that died before answering the no-op
+        self._in_flight = 0  # batches in the workers
+        # The batch being formed: parallel lists, and when its records arrived (for queue-wait stats).
+        self._paths: list[str] = []
+        self._records: list[dict[str, Any]] = []
+        self._futures: list[asyncio.Future[Outcome]] = []
+        self._first_at = 0.0
+        self._arrived_total = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._due = False  # the forming batch has waited max_wait: send it as soon as a slot frees
+        self._room: deque[asyncio.Future[None]] = deque()  # submitters waiting for the batch to go
+        self._blocked = 0  # submitters waiting for room, not yet in the forming batch
+        self._idle: list[asyncio.Future[None]] = []  # drain() callers
+        self._draining = 0
+
+    @property
+    def waiting(self) -> int:
+        """Records accepted but not yet sent to a worker (at most one batch)."""
+        return len(self._records)
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
 
     def start(self) -> None:
-        """Start the pool now (fail fast), and the dispatcher on the running loop."""
-        if self.workers == 0 or self._dispatcher is not None:
+        """Start the workers now (fail fast)."""
+        if self.workers == 0 or self._loop is not None:
             return
-        self._pool = self._new_pool()
-        self._queue = asyncio.Queue(maxsize=self.batch_size)
-        self._slots = asyncio.Semaphore(self.max_pending)
-        self._recovery = asyncio.Lock()
-        self._dispatcher = asyncio.ensure_future(self._dispatch_loop())
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # called before the reactor runs its loop (e.g. from open_spider)
+            self._loop = asyncio.get_event_loop()
+        for _ in range(self.workers):
+            self._spawn()
 
     async def submit(self, path: str, record: dict[str, Any]) -> Outcome:
         self.stats.items += 1
@@ -210,183 +320,304 @@ class BatchNormalizer:
             self.stats.errors += 1
             return Outcome(error=self.unusable)
         self.start()
-        assert self._queue is not None
-        entry = _Entry(path, record, asyncio.get_running_loop().create_future())
-        await self._queue.put(entry)  # waits while a whole batch is already pending: backpressure
-        self._wake_dispatcher()
-        return await entry.future
+        loop = self._loop
+        assert loop is not None
+        while len(self._records) >= self.batch_size:  # a whole batch already waits: backpressure
+            waiter = loop.create_future()
+            self._room.append(waiter)
+            self._blocked += 1
+            try:
+                await waiter
+            finally:
+                self._blocked -= 1
+                self._wake_idle()
+        future = loop.create_future()
+        now = loop.time()
+        if not self._records:
+            self._first_at = now
+            self._timer = loop.call_later(self.max_wait, self._on_due)
+        self._paths.append(path)
+        self._records.append(record)
+        self._futures.append(future)
+        self._arrived_total += now
+        if len(self._records) >= self.batch_size or self._draining:
+            self._send_batch()
+        return await future
 
     async def drain(self) -> None:
         """Return once every submitted record has its outcome (no waiting for batches to fill)."""
-        if self._queue is None:
+        if self._loop is None:
             return
-        self._draining.set()
-        self._wake_dispatcher()
+        self._draining += 1
         try:
-            await self._queue.join()
+            while self._records or self._in_flight or self._blocked:
+                self._send_batch()
+                waiter = self._loop.create_future()
+                self._idle.append(waiter)
+                await waiter
         finally:
-            self._draining.clear()
+            self._draining -= 1
 
     async def close(self) -> None:
         await self.drain()
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            await asyncio.gather(self._dispatcher, return_exceptions=True)
-            self._dispatcher = None
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await asyncio.get_running_loop().run_in_executor(None, self._shutdown, pool)
+        if self._loop is None:
+            return
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            self._detach(worker)  # the worker reads the end of its command pipe and exits
+        processes = [w.process for w in workers] + self._dead
+        self._dead = []
+        loop, self._loop = self._loop, None
+        await loop.run_in_executor(None, _reap, processes)
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def _on_due(self) -> None:
+        self._timer = None
+        self._due = True
+        self._send_batch()
+
+    def _send_batch(self) -> None:
+        """Send the forming batch if it is due (full, waited long enough, or draining) and a slot is
+        free; then let waiting submitters fill the next one."""
+        if not self._records or self._in_flight >= self.max_pending:
+            return
+        if len(self._records) < self.batch_size and not self._due and not self._draining:
+            return
+        assert self._loop is not None
+        batch = _Batch(self._paths, self._records, self._futures)
+        now = self._loop.time()
+        self.stats.queue_wait_total += len(batch.records) * now - self._arrived_total
+        self.stats.queue_wait_max = max(self.stats.queue_wait_max, now - self._first_at)
+        self.stats.batches += 1
+        self._paths, self._records, self._futures = [], [], []
+        self._arrived_total = 0.0
+        self._due = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        room = self.batch_size
+        while room and self._room:
+            waiter = self._room.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                room -= 1
+        self._dispatch(batch)
+
+    def _dispatch(self, batch: _Batch) -> None:
+        """Hand ``batch`` to the worker with the fewest batches; fail it if there is none."""
+        if not batch.payload:
+            batch = self._encode(batch)
+            if batch is None:
+                return
+        if not self._workers:
+            self._fail(batch, self.unusable or "no normalisation worker is running")
+            return
+        worker = min(self._workers, key=lambda w: len(w.batches))
+        worker.batches.append(batch)
+        self._in_flight += 1
+        self._write(worker, batch.payload)
+
+    def _encode(self, batch: _Batch) -> _Batch | None:
+        """``batch`` with its payload; records that cannot be pickled fail alone, here."""
+        try:
+            batch.payload = pickle.dumps((batch.paths, batch.records), _PICKLE)
+            return batch
+        except Exception:
+            pass
+        keep = []
+        for index, record in enumerate(batch.records):
+            try:
+                pickle.dumps(record, _PICKLE)
+                keep.append(index)
+            except Exception as exc:
+                failed = _failed(exc)
+                self._outcome(batch.futures[index], Outcome(error=f"unpicklable record: {failed.error}",
+                                                            traceback=failed.traceback))
+        if not keep:
+            self._settled()
+            return None
+        kept = _Batch([batch.paths[i] for i in keep], [batch.records[i] for i in keep],
+                      [batch.futures[i] for i in keep], crashes=batch.crashes)
+        kept.payload = pickle.dumps((kept.paths, kept.records), _PICKLE)
+        return kept
+
+    def _write(self, worker: _Worker, payload: bytes) -> None:
+        frame = _HEADER.pack(len(payload)) + payload
+        if worker.unsent:
+            worker.unsent += frame
+            return
+        try:
+            written = os.write(worker.commands.fileno(), frame)
+        except BlockingIOError:
+            written = 0
+        except OSError:  # the worker is gone: its result pipe's end tells us, and we re-send
+            return
+        if written < len(frame):
+            worker.unsent += frame[written:]
+            assert self._loop is not None
+            self._loop.add_writer(worker.commands.fileno(), self._on_writable, worker)
+
+    def _on_writable(self, worker: _Worker) -> None:
+        assert self._loop is not None
+        try:
+            written = os.write(worker.commands.fileno(), worker.unsent)
+        except BlockingIOError:
+            return
+        except OSError:
+            written = len(worker.unsent)
+        del worker.unsent[:written]
+        if not worker.unsent:
+            self._loop.remove_writer(worker.commands.fileno())
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def _on_readable(self, worker: _Worker) -> None:
+        try:
+            data = os.read(worker.results.fileno(), READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._on_death(worker)
+            return
+        buffer = worker.received
+        buffer += data
+        while len(buffer) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buffer)
+            end = _HEADER.size + size
+            if len(buffer) < end:
+                return
+            reply = pickle.loads(buffer[_HEADER.size:end])
+            del buffer[:end]
+            self._on_reply(worker, worker.batches.popleft(), reply)
+
+    def _on_reply(self, worker: _Worker, batch: _Batch | None, reply: Any) -> None:
+        if batch is None:  # the no-op: this worker can run things
+            self._failed_starts = 0
+            return
+        self._in_flight -= 1
+        if isinstance(reply, tuple):  # the worker could not unpickle the batch
+            if len(batch.records) == 1:
+                self._outcome(batch.futures[0], Outcome(error=reply[1], traceback=reply[2]))
+            else:
+                for lone in self._split(batch):
+                    self._dispatch(lone)
+        else:
+            for future, record, wire in zip(batch.futures, batch.records, reply, strict=True):
+                self._outcome(future, from_wire(record, wire))
+        self._settled()
+
+    def _outcome(self, future: asyncio.Future[Outcome], outcome: Outcome) -> None:
+        self.stats.errors += not outcome.ok
+        _resolve(future, outcome)
+
+    def _fail(self, batch: _Batch, error: str) -> None:
+        for future in batch.futures:
+            self._outcome(future, Outcome(error=error))
+        self._settled()
+
+    def _settled(self) -> None:
+        """Something finished: send the next batch if it may go, and wake drain() to look again."""
+        self._send_batch()
+        self._wake_idle()
+
+    def _wake_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for waiter in idle:
+            _wake(waiter)
 
     @staticmethod
-    def _shutdown(pool: ProcessPoolExecutor) -> None:
-        """Stop idle workers the normal way; kill any that are still there (a broken pool's)."""
-        workers = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in workers:
-            process.join(SHUTDOWN_GRACE)
-            if process.is_alive():
-                process.kill()
-                process.join()
+    def _split(batch: _Batch) -> list[_Batch]:
+        return [_Batch([path], [record], [future])
+                for path, record, future in zip(batch.paths, batch.records, batch.futures)]
 
-    def _new_pool(self) -> ProcessPoolExecutor:
+    # -- workers ---------------------------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        assert self._loop is not None
         context = multiprocessing.get_context(self.mp_context)
-        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=init_worker,
-                                   initargs=(os.getpid(),))
-        # Start every worker now, before the executor's manager thread exists. With forkserver/spawn,
-        # CPython starts workers on demand inside submit(), *after* waking the manager thread, which
-        # may already be waiting on the old list of worker sentinels: the death of the new worker
-        # then goes unnoticed and its batch waits forever. (Also: start-up cost is paid at open.)
-        launch = getattr(pool, "_launch_processes", None)
-        if launch is not None:
-            launch()
-        return pool
-
-    async def _dispatch_loop(self) -> None:
-        assert self._queue is not None and self._slots is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
-            deadline = loop.time() + self.max_wait
-            while True:
-                while len(batch) < self.batch_size and not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                remaining = deadline - loop.time()
-                if len(batch) >= self.batch_size or remaining <= 0 or self._draining.is_set():
-                    break
-                await self._more_or_timeout(loop, remaining)
-            await self._slots.acquire()  # at most max_pending batches in the pool
-            task = asyncio.ensure_future(self._run(batch))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-    async def _more_or_timeout(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        """Sleep until a record is submitted, a drain starts or ``timeout`` passes. One future and
-        one timer per wake-up (not per record): a burst of records is then taken in one go."""
-        self._more = waiter = loop.create_future()
-        timer = loop.call_later(timeout, _wake, waiter)
+        command_reader, command_writer = context.Pipe(duplex=False)
+        result_reader, result_writer = context.Pipe(duplex=False)
+        process = context.Process(target=worker_main, name="normalize-worker",
+                                  args=(command_reader, result_writer, os.getpid()))
         try:
-            await waiter
-        finally:
-            timer.cancel()
-            self._more = None
-
-    def _wake_dispatcher(self) -> None:
-        if self._more is not None:
-            _wake(self._more)
-
-    async def _run(self, batch: list[_Entry]) -> None:
-        assert self._queue is not None and self._slots is not None
-        now = time.monotonic()
-        for entry in batch:
-            wait = now - entry.submitted
-            self.stats.queue_wait_total += wait
-            self.stats.queue_wait_max = max(self.stats.queue_wait_max, wait)
-        self.stats.batches += 1
-        try:
-            work = [(e.path, e.record) for e in batch]
+            process.start()
+        except BaseException:
+            command_writer.close()
+            result_reader.close()
+            raise
+        finally:  # the worker has its own copies now; ours would hide its death (no end of pipe)
+            command_reader.close()
+            result_writer.close()
+        _LIVE[process] = os.getpid()
+        for connection in (command_writer, result_reader):
+            os.set_blocking(connection.fileno(), False)
             try:
-                outcomes = await self._in_pool(work)
-            except BrokenProcessPool:
-                outcomes = await self._recover(work)
-            for entry, outcome in zip(batch, outcomes, strict=True):
-                self.stats.errors += not outcome.ok
-                if not entry.future.done():
-                    entry.future.set_result(outcome)
-        except BaseException as exc:  # never leave a caller waiting forever
-            for entry in batch:
-                if not entry.future.done():
-                    entry.future.set_result(Outcome(error=f"{type(exc).__name__}: {exc}"))
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            self._slots.release()
-            for _ in batch:
-                self._queue.task_done()
+                fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            except (AttributeError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
+                pass
+        worker = _Worker(process, command_writer, result_reader)
+        self._workers.append(worker)
+        self._loop.add_reader(result_reader.fileno(), self._on_readable, worker)
+        worker.batches.append(None)
+        self._write(worker, pickle.dumps(None))
 
-    async def _in_pool(self, work: list[tuple[str, dict[str, Any]]]) -> list[Outcome]:
-        """Run ``work`` in the pool: one task per function path (a batch usually has one)."""
-        pool = self._pool
-        assert pool is not None
-        groups: dict[str, list[int]] = {}
-        for index, (path, _) in enumerate(work):
-            groups.setdefault(path, []).append(index)
-        futures = [asyncio.wrap_future(pool.submit(run_batch, path, [work[i][1] for i in indexes]))
-                   for path, indexes in groups.items()]
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BrokenProcessPool):
-                self._restart(pool)
-            if isinstance(result, BaseException):
-                raise result
-        outcomes: list[Outcome] = [Outcome()] * len(work)
-        for indexes, wires in zip(groups.values(), results, strict=True):
-            for index, wire in zip(indexes, wires, strict=True):
-                outcomes[index] = from_wire(work[index][1], wire)
-        return outcomes
-
-    async def _workers_start(self) -> bool:
-        """Whether the (restarted) pool's workers can run anything at all: a no-op, restarting the
-        pool each time it breaks, up to :data:`START_ATTEMPTS` times."""
-        for _ in range(START_ATTEMPTS):
-            pool = self._pool
-            assert pool is not None
-            try:
-                await asyncio.wrap_future(pool.submit(os.getpid))
-                return True
-            except BrokenProcessPool:
-                self._restart(pool)
-        return False
-
-    def _restart(self, broken: ProcessPoolExecutor) -> None:
-        if self._pool is not broken or self.unusable is not None:  # replaced already; or no more pools
+    def _give_up(self, why: str) -> None:
+        if self.unusable is not None:
             return
-        logger.warning("Normalisation worker crashed; restarting the process pool")
-        self.stats.restarts += 1
-        kill_workers(broken)
-        broken.shutdown(wait=False, cancel_futures=True)
-        self._pool = self._new_pool()
+        self.unusable = f"BrokenProcessPool: normalisation workers cannot start ({why})"
+        logger.error("%s; every record now fails at once. Under forkserver/spawn a script "
+                     "that starts a crawl needs an `if __name__ == \"__main__\":` guard.", self.unusable)
 
-    async def _recover(self, work: list[tuple[str, dict[str, Any]]]) -> list[Outcome]:
-        """Re-run a crashed batch one record at a time, so only a record that crashes fails."""
-        assert self._recovery is not None
-        outcomes = []
-        async with self._recovery:
-            if self.unusable is None and not await self._workers_start():
-                self.unusable = (f"BrokenProcessPool: normalisation workers cannot start ({START_ATTEMPTS} "
-                                 "fresh pools in a row died before running a no-op)")
-                logger.error("%s; every record now fails at once. Under forkserver/spawn a script "
-                             "that starts a crawl needs an `if __name__ == \"__main__\":` guard.",
-                             self.unusable)
-            if self.unusable is not None:
-                return [Outcome(error=self.unusable) for _ in work]
-            for item in work:
-                for _ in range(CRASH_ATTEMPTS):
-                    try:
-                        outcomes.append((await self._in_pool([item]))[0])
-                        break
-                    except BrokenProcessPool:
-                        continue
-                else:
-                    outcomes.append(Outcome(error="BrokenProcessPool: the record crashed its worker "
-                                                  f"{CRASH_ATTEMPTS} times"))
-        return outcomes
+    def _detach(self, worker: _Worker) -> None:
+        """Stop watching ``worker``'s pipes and close them (a live worker then exits)."""
+        assert self._loop is not None
+        self._loop.remove_reader(worker.results.fileno())
+        if worker.unsent:
+            self._loop.remove_writer(worker.commands.fileno())
+            worker.unsent.clear()
+        worker.commands.close()
+        worker.results.close()
+
+    def _on_death(self, worker: _Worker) -> None:
+        """``worker`` is gone: replace it, re-run the batch it was running one record at a time, and
+        send the batches queued behind it again."""
+        self._detach(worker)
+        self._workers.remove(worker)
+        if worker.process.is_alive():  # closed its result pipe but still runs: not ours any more
+            worker.process.kill()
+        self._dead.append(worker.process)
+        pending = list(worker.batches)
+        self._in_flight -= sum(batch is not None for batch in pending)
+        running: _Batch | None = None
+        if pending and pending[0] is None:  # died before its no-op: could not start
+            pending.pop(0)
+            self._failed_starts += 1
+            logger.warning("Normalisation worker %s died before it could run anything",
+                           worker.process.pid)
+        else:
+            running = pending.pop(0) if pending else None
+            logger.warning("Normalisation worker %s crashed; starting another", worker.process.pid)
+        if self._failed_starts >= START_ATTEMPTS * self.workers:
+            self._give_up(f"{self._failed_starts} new workers in a row died before running a no-op")
+        if self.unusable is None:
+            try:
+                self._spawn()
+                self.stats.restarts += 1
+            except Exception as exc:
+                self._give_up(f"starting a worker failed: {type(exc).__name__}: {exc}")
+        if running is not None:
+            if len(running.records) > 1:
+                pending[:0] = self._split(running)
+            elif running.crashes + 1 < CRASH_ATTEMPTS:
+                running.crashes += 1
+                pending.insert(0, running)
+            else:
+                self._fail(running, "BrokenProcessPool: the record crashed its worker "
+                                    f"{CRASH_ATTEMPTS} times")
+        for batch in pending:
+            if batch is not None:
+                self._dispatch(batch)
+        self._settled()

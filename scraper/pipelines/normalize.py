@@ -1,4 +1,4 @@
-"""Item pipeline: CPU-heavy normalisation in a process pool, batched, never blocking the reactor.
+"""Item pipeline: CPU-heavy normalisation in worker processes, batched, never blocking the reactor.
 
 An item class opts in by declaring ``normalizer: ClassVar[str]``, the dotted path of a picklable
 function ``dict -> dict`` (the fields to update). Items without one pass through untouched.

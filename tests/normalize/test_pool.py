@@ -97,7 +97,7 @@ def test_backpressure_bounds_records_in_memory() -> None:
         normalizer = BatchNormalizer(workers=1, batch_size=4, max_pending=1, max_wait=10)
         tasks = [asyncio.ensure_future(normalizer.submit(FUNC, r)) for r in records(100)]
         await asyncio.sleep(0.3)
-        queued = normalizer._queue.qsize()  # the pending batch: never more than one batch
+        queued = normalizer.waiting  # the pending batch: never more than one batch
         await asyncio.gather(*tasks)
         await normalizer.close()
         return queued
@@ -129,29 +129,43 @@ def alive(pid: int) -> bool:
         return False
 
 
-CRASHING_SCRIPT = """
-import asyncio, sys
-sys.path.insert(0, {root!r})
-from scraper.normalize.pool import BatchNormalizer, Outcome, _to_wire, from_wire
-from tests.normalize.test_pool import run_all
-if __name__ == "__main__":
+def test_a_crash_leaves_other_workers_batches_alone(tmp_path: Path) -> None:
+    """Only the dead worker's batches are re-run: a record running in another worker runs once."""
+    log = tmp_path / "runs"
     normalizer = BatchNormalizer(workers=2, batch_size=1, max_pending=2)
+    slow = {"n": 0, "text": "a", "log_run": str(log), "sleep": 1.0}
+    outcomes = asyncio.run(run_all(normalizer, [slow, {"n": 1, "text": "b", "crash": True}]))
+    assert [o.ok for o in outcomes] == [True, False]
+    assert len(log.read_text().splitlines()) == 1
+    assert normalizer.stats.restarts == 2  # the crash, then the crasher's lone re-run
+
+
+NEVER_CLOSED_SCRIPT = """
+import asyncio, pathlib, sys
+sys.path.insert(0, {root!r})
+from scraper.normalize.pool import BatchNormalizer
+async def main():
+    normalizer = BatchNormalizer(workers=1, batch_size=1)
     stall = {{"n": 0, "text": "a", "stall": {marker!r}}}
-    crash = {{"n": 1, "text": "b", "crash_after": {marker!r}}}
-    outcomes = asyncio.run(run_all(normalizer, [stall, crash]))
-    print([o.ok for o in outcomes], flush=True)
+    asyncio.ensure_future(normalizer.submit("tests.normalize_helpers.upper", stall))
+    while not pathlib.Path({marker!r}).exists():
+        await asyncio.sleep(0.01)
+    print(*normalizer.pids, flush=True)
+if __name__ == "__main__":
+    asyncio.run(main())  # returns with the worker stuck in the record, the normalizer never closed
 """
 
 
-def test_a_stuck_worker_of_a_crashed_pool_does_not_hang_the_process(tmp_path: Path) -> None:
-    """ProcessPoolExecutor SIGTERMs a broken pool's workers and joins them (also at interpreter exit);
-    ours ignore SIGTERM, so a worker still busy when its pool broke must be killed, or the process
-    never exits."""
-    script = tmp_path / "crashing.py"
-    script.write_text(CRASHING_SCRIPT.format(root=str(ROOT), marker=str(tmp_path / "stalled")))
+def test_a_busy_worker_of_a_normalizer_never_closed_does_not_hang_exit(tmp_path: Path) -> None:
+    """Workers ignore SIGTERM, and at exit multiprocessing SIGTERMs and joins its children: a busy
+    worker left running must be killed, or the process never exits."""
+    script = tmp_path / "never_closed.py"
+    script.write_text(NEVER_CLOSED_SCRIPT.format(root=str(ROOT), marker=str(tmp_path / "stalled")))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout == "[True, False]\n"  # the stalled record re-ran; the crasher failed alone
+    workers = [int(pid) for pid in proc.stdout.split()]
+    assert workers
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10)
 
 
 ORPHAN_SCRIPT = """
@@ -162,7 +176,7 @@ from tests.normalize.test_pool import records
 async def main():
     normalizer = BatchNormalizer(workers=2)
     await normalizer.submit("tests.normalize_helpers.upper", records(1)[0])
-    print(*normalizer._pool._processes, flush=True)
+    print(*normalizer.pids, flush=True)
     time.sleep(600)
 if __name__ == "__main__":
     asyncio.run(main())
