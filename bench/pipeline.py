@@ -3,7 +3,7 @@
 Feeds N realistic book records (from the local site's catalogue) through
 :class:`~scraper.normalize.pool.BatchNormalizer` the way the pipeline does (many items in flight,
 bounded like Scrapy's item processing), while a ticker task measures how late the event loop wakes.
-Run: ``python -m bench.pipeline [--items 2000] [--repeats 3]``.
+Run: ``python -m bench.pipeline [--items 4000] [--repeats 3]``.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _normalize_chunk(records: list[dict]) -> int:
 def parallel_ceiling(records: list[dict], workers: int) -> dict[str, float]:
     """The speedup ``workers`` bare processes get over one, running the normaliser with no IPC and
     no event loop: the most any pool can reach on this machine right now."""
-    chunk = records[: max(200, len(records) // 4)]
+    chunk = records[: max(200, len(records) // workers)]  # together: the pool's whole workload
     timings = {}
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
         list(pool.map(_normalize_chunk, [chunk[:10]] * workers))  # start and warm every worker
@@ -100,7 +100,7 @@ async def _idle_loop(seconds: float) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--items", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
