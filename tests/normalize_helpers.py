@@ -28,8 +28,23 @@ def upper(record: dict[str, Any]) -> dict[str, Any]:
         time.sleep(record.get("sleep", 0))
     if record.get("crash"):
         os._exit(13)  # kills the worker
+    if record.get("unpicklable_result"):
+        return {"text": "x", "callback": lambda: None}
     return {"text": str(record["text"]).upper(), "pid": os.getpid()}
 
 
 def with_length(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "length": len(str(record["text"]))}
+
+
+class OnlyHere:
+    """Pickles, but cannot be unpickled in another process (like an object of a class defined in the
+    ``__main__`` of a crawl script)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state["pid"] != os.getpid():
+            raise RuntimeError("cannot be rebuilt in another process")
+        self.__dict__.update(state)

@@ -491,7 +491,11 @@ class BatchNormalizer:
             end = _HEADER.size + size
             if len(buffer) < end:
                 return
-            reply = pickle.loads(buffer[_HEADER.size:end])
+            try:
+                reply = pickle.loads(buffer[_HEADER.size:end])
+            except Exception as exc:  # e.g. a result type this process cannot import
+                failed = _failed(exc)
+                reply = (False, f"unreadable result: {failed.error}", failed.traceback)
             del buffer[:end]
             self._on_reply(worker, worker.batches.popleft(), reply)
 
@@ -500,7 +504,7 @@ class BatchNormalizer:
             self._failed_starts = 0
             return
         self._in_flight -= 1
-        if isinstance(reply, tuple):  # the worker could not unpickle the batch
+        if isinstance(reply, tuple):  # the batch, or its result, could not be unpickled
             if len(batch.records) == 1:
                 self._outcome(batch.futures[0], Outcome(error=reply[1], traceback=reply[2]))
             else:

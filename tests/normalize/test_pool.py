@@ -11,6 +11,7 @@ import pytest
 
 from scraper.normalize.pool import BatchNormalizer, Outcome, _to_wire, from_wire
 from tests.helpers import ROOT, wait_for
+from tests.normalize_helpers import OnlyHere
 
 FUNC = "tests.normalize_helpers.upper"
 
@@ -49,6 +50,21 @@ def test_poison_record_fails_alone() -> None:
     assert outcomes[3].error == "ValueError: poisoned record 3"
     assert "poisoned record 3" in outcomes[3].traceback and "upper" in outcomes[3].traceback
     assert normalizer.stats.errors == 2 and normalizer.stats.restarts == 0
+
+
+def test_records_and_results_that_cannot_travel_fail_alone() -> None:
+    batch = records(12)
+    batch[2]["callback"] = lambda: None  # cannot be pickled here
+    batch[5]["thing"] = OnlyHere()  # pickled here, cannot be unpickled in the worker
+    batch[9]["unpicklable_result"] = True  # its result cannot be pickled in the worker
+    normalizer = BatchNormalizer(workers=2, batch_size=6, max_wait=0.2)
+    outcomes = asyncio.run(run_all(normalizer, batch))
+    assert [i for i, o in enumerate(outcomes) if not o.ok] == [2, 5, 9]
+    assert outcomes[2].error.startswith("unpicklable record: ")
+    assert outcomes[5].error == "unpicklable batch: RuntimeError: cannot be rebuilt in another process"
+    assert outcomes[9].error.startswith("unpicklable result: ")
+    assert all(o.value["text"] == f"T{i}" for i, o in enumerate(outcomes) if i not in (2, 5, 9))
+    assert normalizer.stats.errors == 3 and normalizer.stats.restarts == 0
 
 
 def test_worker_crash_restarts_pool_and_isolates_the_crasher() -> None:
