@@ -3,7 +3,7 @@
 Feeds N realistic book records (from the local site's catalogue) through
 :class:`~scraper.normalize.pool.BatchNormalizer` the way the pipeline does (many items in flight,
 bounded like Scrapy's item processing), while a ticker task measures how late the event loop wakes.
-Run: ``python -m bench.pipeline [--items 4000] [--repeats 3]``.
+Run: ``python -m bench.pipeline [--items 4000] [--repeats 5]``.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ async def _idle_loop(seconds: float) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=4000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
     records = make_records(args.items)
