@@ -573,7 +573,7 @@ class BatchNormalizer:
     def _give_up(self, why: str) -> None:
         if self.unusable is not None:
             return
-        self.unusable = f"BrokenProcessPool: normalisation workers cannot start ({why})"
+        self.unusable = f"WorkerCrashed: normalisation workers cannot start ({why})"
         logger.error("%s; every record now fails at once. Under forkserver/spawn a script "
                      "that starts a crawl needs an `if __name__ == \"__main__\":` guard.", self.unusable)
 
@@ -621,7 +621,7 @@ class BatchNormalizer:
                 running.crashes += 1
                 pending.insert(0, running)
             else:
-                self._fail(running, "BrokenProcessPool: the record crashed its worker "
+                self._fail(running, "WorkerCrashed: the record crashed its worker "
                                     f"{CRASH_ATTEMPTS} times")
         for batch in pending:
             if batch is not None:

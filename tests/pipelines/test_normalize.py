@@ -94,7 +94,7 @@ def test_workers_that_cannot_start_close_the_spider_once(tmp_path: Path) -> None
 
     crawler.engine = SimpleNamespace(close_spider_async=close_spider_async)
     # What BatchNormalizer decides after START_ATTEMPTS dead fresh pools (tests/normalize/test_pool.py).
-    pipeline.normalizer.unusable = "BrokenProcessPool: normalisation workers cannot start"
+    pipeline.normalizer.unusable = "WorkerCrashed: normalisation workers cannot start"
 
     async def scenario() -> list:
         results = await run(pipeline, [TextItem(f"http://x/{i}", f"t{i}") for i in range(3)])
