@@ -67,7 +67,7 @@ def test_records_and_results_that_cannot_travel_fail_alone() -> None:
     assert normalizer.stats.errors == 3 and normalizer.stats.restarts == 0
 
 
-def test_worker_crash_restarts_pool_and_isolates_the_crasher() -> None:
+def test_a_crashed_worker_is_replaced_and_the_crasher_fails_alone() -> None:
     normalizer = BatchNormalizer(workers=2, batch_size=5, max_pending=2)
     outcomes = asyncio.run(run_all(normalizer, records(30, crash={7})))
     assert [i for i, o in enumerate(outcomes) if not o.ok] == [7]
