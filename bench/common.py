@@ -17,12 +17,22 @@ def alternate(variants: dict[str, Callable[[], dict[str, float]]], repeats: int)
     """Run every variant once per round, ``repeats`` rounds (so drift hits all alike), each round
     starting one variant later (so no variant always runs first, or always after the same one);
     medians."""
+    return medians(alternate_runs(variants, repeats))
+
+
+def alternate_runs(variants: dict[str, Callable[[], dict[str, float]]],
+                   repeats: int) -> dict[str, list[dict[str, float]]]:
+    """:func:`alternate`'s runs, round by round (for ratios paired within a round)."""
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     names = list(variants)
     for round_ in range(repeats):
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
             runs[name].append(variants[name]())
+    return runs
+
+
+def medians(runs: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
     return {name: {key: statistics.median(r[key] for r in results) for key in results[0]}
             for name, results in runs.items()}
 
