@@ -10,7 +10,16 @@ dead_letter = object()
 #: controller listens to slow the site down.
 site_backoff = object()
 
+#: Publish in two phases from now on (sent once by the Redis scheduler when it opens): closed
+#: output parts stay hidden until a :data:`publish` names them. Handlers take no arguments.
+hold_publication = object()
+
 #: Make everything received so far durable (sent by the Redis scheduler before it acks leases; it
-#: awaits the handlers). The Parquet pipeline closes its open parts. Handlers take no arguments and
-#: may be coroutines.
+#: awaits the handlers). The Parquet pipeline closes its open parts and returns the moves that
+#: publish them (a list of ``[hidden, final]`` paths). Handlers take no arguments and may be
+#: coroutines.
 checkpoint = object()
+
+#: Publish parts (``moves``, from a :data:`checkpoint`, possibly another worker's). Handlers return
+#: True once every part is in place, False if some part is nowhere to be found.
+publish = object()

@@ -8,7 +8,10 @@ Keys (``<ns>`` is the crawl's namespace, e.g. ``scraper:books``):
   do not matter);
 - ``<ns>:leased``   hash lease id -> the leased request;
 - ``<ns>:lease_owner`` hash lease id -> the worker holding it (for operators, and tests);
-- ``<ns>:lease_seq`` lease id counter.
+- ``<ns>:lease_seq`` lease id counter;
+- ``<ns>:commits``  hash entry id -> a journal entry (JSON: ``worker``, ``leases``, ``moves``): parts
+  about to be published for these leases, which are *parked* (deadline ``+inf``) until the entry is
+  completed (leases acked) or abandoned (leases expire at once, and are re-run).
 
 A worker *takes* a request: one script promotes due delayed requests, puts expired leases back in
 the queue (a dead worker's requests are reclaimed by whoever takes next) and moves the best pending
@@ -114,6 +117,15 @@ end
 return 1
 """
 
+CLAIM = """
+-- KEYS: commits; ARGV: entry id, the entry as read, the entry to write  (compare and set)
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+"""
+
 RELEASE = _REQUEUE + """
 -- KEYS: queue, leases, leased, owners; ARGV: ids...  (give leased requests back: a graceful stop)
 local n = 0
@@ -139,11 +151,12 @@ class FrontierKeys:
     leased: str
     seq: str
     owners: str
+    commits: str
 
     @classmethod
     def under(cls, namespace: str) -> FrontierKeys:
         return cls(*(f"{namespace}:{name}" for name in
-                     ("queue", "delayed", "leases", "leased", "lease_seq", "lease_owner")))
+                     ("queue", "delayed", "leases", "leased", "lease_seq", "lease_owner", "commits")))
 
     def all(self) -> list[str]:
         return [self.queue, self.delayed, self.leases, self.leased, self.seq, self.owners]
@@ -191,6 +204,7 @@ class Frontier:
         self._extend = server.register_script(EXTEND)
         self._release = server.register_script(RELEASE)
         self._enqueue = server.register_script(ENQUEUE)
+        self._claim = server.register_script(CLAIM)
 
     def enqueue(self, payload: bytes, priority: int, due: float | None = None, *,
                 seen: SeenCheck | None = None, ack: Sequence[str] = ()) -> bool:
@@ -249,6 +263,40 @@ class Frontier:
         return int(self._release(keys=[self.keys.queue, self.keys.leases, self.keys.leased, self.keys.owners],
                                  args=leases))
 
+    # -- the commit journal: publishing a worker's parts and acking their leases, crash-safely -------
+
+    def journal(self, entry: str, record: bytes, leases: Sequence[str]) -> None:
+        """Record ``entry`` (what is about to be published for ``leases``) and park the leases, in one
+        transaction: from here a crash cannot re-run them unless the entry is abandoned."""
+        pipe = self.server.pipeline(transaction=True)
+        pipe.hset(self.keys.commits, entry, record)
+        for lease in leases:
+            pipe.zadd(self.keys.leases, {lease: "+inf"}, xx=True)
+        pipe.execute()
+
+    def complete(self, entry: str, leases: Sequence[str]) -> None:
+        """The entry's parts are published: ack its leases and drop it, in one transaction."""
+        pipe = self.server.pipeline(transaction=True)
+        self._ack_into(pipe, leases)
+        pipe.hdel(self.keys.commits, entry)
+        pipe.execute()
+
+    def abandon(self, entry: str, leases: Sequence[str]) -> None:
+        """The entry's parts are nowhere to be found: its leases expire now (the next take re-queues
+        them) and it is dropped, in one transaction."""
+        pipe = self.server.pipeline(transaction=True)
+        for lease in leases:
+            pipe.zadd(self.keys.leases, {lease: 0}, xx=True)
+        pipe.hdel(self.keys.commits, entry)
+        pipe.execute()
+
+    def entries(self) -> dict[str, bytes]:
+        return {_text(key): value for key, value in self.server.hgetall(self.keys.commits).items()}
+
+    def claim(self, entry: str, seen: bytes, mine: bytes) -> bool:
+        """Take over ``entry`` (still as ``seen``) by writing ``mine``; False if someone else did."""
+        return bool(self._claim(keys=[self.keys.commits], args=[entry, seen, mine]))
+
     def counts(self) -> Counts:
         pipe = self.server.pipeline(transaction=False)
         pipe.zcard(self.keys.queue).zcard(self.keys.delayed).zcard(self.keys.leases)
@@ -256,7 +304,7 @@ class Frontier:
         return Counts(pending, delayed, leased)
 
     def clear(self) -> None:
-        self.server.delete(*self.keys.all())
+        self.server.delete(*self.keys.all(), self.keys.commits)
 
     def _ack_into(self, pipe, leases: Sequence[str]) -> None:  # type: ignore[no-untyped-def]
         if leases:

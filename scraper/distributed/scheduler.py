@@ -8,12 +8,18 @@ queue and dupefilter when any one worker closes (``SCHEDULER_PERSIST=False``). H
   request is fully processed (its response parsed, its items through the pipelines, its new requests
   in Redis: it has left the engine) **and** a checkpoint has made its items durable. Every
   ``REDIS_CHECKPOINT_INTERVAL`` seconds the scheduler pauses new downloads, waits for the ones in
-  flight to finish (so every buffered row belongs to a finished request), sends
-  :data:`scraper.signals.checkpoint` (the Parquet pipeline closes its open part, renamed into place),
-  acks those requests and resumes. A worker killed with ``kill -9`` loses its open part (a hidden
-  ``.inprogress`` file) and its leases expire; any worker puts them back in the queue, so every book
-  is written exactly once. (A crash in the milliseconds between a part's rename and its acks, or a
-  download slower than ``REDIS_CHECKPOINT_DRAIN_TIMEOUT``, could repeat rows: at-least-once.)
+  flight to finish (so every buffered row belongs to a finished request), and commits them in two
+  phases. :data:`scraper.signals.checkpoint` makes the Parquet pipeline close its parts *hidden*
+  (``.inprogress``; with :data:`~scraper.signals.hold_publication` even parts rotated mid-interval
+  stay hidden) and return the renames that publish them. One Redis transaction journals those renames
+  with the finished leases and *parks* the leases (they no longer expire). The parts are renamed
+  (:data:`~scraper.signals.publish`), and one more transaction acks the leases and drops the entry.
+  A worker killed with ``kill -9`` before the journal leaves hidden parts and leases that expire:
+  any worker puts them back in the queue. Killed after it, it leaves an entry that a live worker
+  finishes once the dead one's heartbeat is ``REDIS_LEASE_SECONDS`` old: it publishes the parts
+  (renames are idempotent) and acks. So every book is written exactly once. (At-least-once only if
+  the parts are nowhere that worker can see, e.g. on another machine's disk: it then gives the
+  leases back to be re-run; or for a download slower than ``REDIS_CHECKPOINT_DRAIN_TIMEOUT``.)
 - **Follow-ups** of a leased request (a delayed retry, a redirect, a ban re-route) are pushed and the
   lease acked in one transaction. Delayed retries wait in Redis (``<ns>:delayed``), not in a worker.
 - **Idle-close across workers**: a worker is idle when nothing is pending, delayed or leased by
@@ -32,6 +38,7 @@ queue and dupefilter when any one worker closes (``SCHEDULER_PERSIST=False``). H
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -48,6 +55,8 @@ from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.http import Response
 from scrapy.utils.asyncio import AsyncioLoopingCall, CallLaterResult, call_later, create_looping_call
+from scrapy.utils.defer import deferred_from_coro
+from twisted.internet.defer import Deferred
 from scrapy_redis import picklecompat
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
@@ -107,6 +116,13 @@ class LeasingScheduler(RedisScheduler):
         self._last_extend = time.monotonic()
         self._wake: CallLaterResult | None = None
         self._wake_due = 0.0
+        # Two-phase commits: journal entries of ours not yet completed (lease ids, moves), and moves
+        # whose journal write failed (their parts stay hidden; the next checkpoint journals them).
+        self._entry_ids = itertools.count()
+        self._journaled: dict[str, tuple[list[str], list[list[str]]]] = {}
+        self._unjournaled: list[list[str]] = []
+        self._publishing = asyncio.Lock()
+        self._recovering: asyncio.Future[None] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> LeasingScheduler:
@@ -147,6 +163,7 @@ class LeasingScheduler(RedisScheduler):
         self.df = LeasingDupeFilter(self.server, f"{namespace}:dupefilter", self.crawler.request_fingerprinter,
                                     debug=self.crawler.settings.getbool("DUPEFILTER_DEBUG"), bloom=self.bloom)
         self.server.zadd(self.workers_key, {self.worker: time.time()})
+        self.crawler.signals.send_catch_log(our_signals.hold_publication)
         counts = self.frontier.counts()
         logger.info("Redis frontier %s at %s: %s pending, %s delayed, %s leased; worker %s", namespace,
                     mask_url(self.url), counts.pending, counts.delayed, counts.leased, self.worker)
@@ -161,20 +178,24 @@ class LeasingScheduler(RedisScheduler):
         Requests a downloader middleware sends back instead (retries, redirects) keep it."""
         request.meta.pop(LEASE_KEY, None)
 
-    def close(self, reason: str) -> None:
-        """Everything has left the engine and the pipelines have closed their parts: ack it all."""
+    def close(self, reason: str) -> Deferred[None]:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         if self._wake is not None:
             self._wake.cancel()
+        return deferred_from_coro(self._close(reason))
+
+    async def _close(self, reason: str) -> None:
+        """Everything has left the engine and the pipelines have closed their parts: commit it all."""
+        if self._recovering is not None:
+            await asyncio.gather(self._recovering, return_exceptions=True)
         in_flight = self._in_progress()
         done = [lease for lease, request in self.held.items() if request not in in_flight]
         pending = [lease for lease in self.held if lease not in done] + [t.lease for t in self.prefetched]
         self.prefetched.clear()
         try:
-            self.frontier.ack(done)
+            await self._commit(done)
             released = self.frontier.release(pending)
-            self._stat("redis/acked", len(done))
             if released:
                 logger.info("Gave %s unfinished request(s) back to the shared queue", released)
             self.held.clear()
@@ -183,6 +204,10 @@ class LeasingScheduler(RedisScheduler):
         except RedisError as exc:
             logger.error("Redis error on close (%s); leases held by this worker expire in %.0f s and "
                          "are then reclaimed", self._safe(exc), self.lease_seconds)
+        if self._unjournaled or self._journaled:
+            logger.error("%s part(s) left hidden (.inprogress): their requests are re-run by the next "
+                         "worker to find their leases expired, or their journal entry finished",
+                         len(self._unjournaled) + sum(len(m) for _, m in self._journaled.values()))
 
     def _clear_if_finished(self, reason: str) -> None:
         if self.persist or reason != "finished" or self.frontier.counts().total:
@@ -271,6 +296,7 @@ class LeasingScheduler(RedisScheduler):
                 self._last_extend = now
                 self.frontier.extend([*self.held, *(t.lease for t in self.prefetched)])
                 self.server.zadd(self.workers_key, {self.worker: time.time()})
+                self._recover_soon()
         except RedisError as exc:
             logger.warning("Redis error while extending leases: %s", self._safe(exc))
         if now - self._last_checkpoint >= self.checkpoint_interval:
@@ -301,19 +327,91 @@ class LeasingScheduler(RedisScheduler):
             done = [lease for lease, request in self.held.items() if request not in in_flight]
             if not done:
                 return
-            await self.crawler.signals.send_catch_log_async(signal=our_signals.checkpoint)
             try:
-                self.frontier.ack(done)
+                await self._commit(done)
             except RedisError as exc:
                 logger.warning("Redis error while acking: %s (retried at the next checkpoint)", self._safe(exc))
                 return
-            for lease in done:
-                self.held.pop(lease, None)
-            self._stat("redis/acked", len(done))
             self._stat("redis/checkpoints")
             self._forget_empty()  # our own acks changed what Redis would answer: ask again now
         finally:
             engine.unpause()
+
+    async def _commit(self, done: list[str]) -> None:
+        """Make the rows of the ``done`` requests durable and visible, and ack them: see the module
+        docstring for the two phases and what a crash between any two steps leaves."""
+        results = await self.crawler.signals.send_catch_log_async(signal=our_signals.checkpoint)
+        moves = [*self._unjournaled, *(move for _, result in results if isinstance(result, list)
+                                       for move in result)]
+        self._unjournaled = []
+        try:
+            if moves:
+                entry = f"{self.worker}:{next(self._entry_ids)}"
+                record = json.dumps({"worker": self.worker, "leases": done, "moves": moves})
+                self.frontier.journal(entry, record.encode(), done)
+                self._journaled[entry] = (done, moves)
+            else:
+                self.frontier.ack(done)
+                self._stat("redis/acked", len(done))
+        except RedisError:
+            self._unjournaled = moves  # still hidden: journalled at the next checkpoint
+            raise
+        for lease in done:
+            self.held.pop(lease, None)
+        await self._publish_journaled()
+
+    async def _publish_journaled(self) -> None:
+        """Publish the parts of our journal entries, then ack their leases and drop them. Parts that
+        are nowhere to be found give their leases back (re-run); errors leave the entry for later."""
+        async with self._publishing:
+            for entry, (leases, moves) in list(self._journaled.items()):
+                results = await self.crawler.signals.send_catch_log_async(signal=our_signals.publish,
+                                                                          moves=moves)
+                answers = [result for _, result in results if isinstance(result, bool)]
+                try:
+                    if answers and all(answers):
+                        self.frontier.complete(entry, leases)
+                        self._stat("redis/acked", len(leases))
+                    elif False in answers:
+                        logger.warning("Parts of journal entry %s are nowhere to be found; its %s "
+                                       "request(s) will be re-run", entry, len(leases))
+                        self.frontier.abandon(entry, leases)
+                        self._stat("redis/journal/abandoned")
+                    else:  # publishing failed (logged by the signal): try again at the next checkpoint
+                        continue
+                except RedisError as exc:
+                    logger.warning("Redis error while acking: %s (retried at the next checkpoint)",
+                                   self._safe(exc))
+                    continue
+                self._journaled.pop(entry, None)
+
+    def _recover_soon(self) -> None:
+        if self._recovering is None or self._recovering.done():
+            self._recovering = asyncio.ensure_future(self._recover())
+
+    async def _recover(self) -> None:
+        """Take over the journal entries of workers whose heartbeat is ``REDIS_LEASE_SECONDS`` old
+        (killed between journaling and acking) and finish them as if they were ours."""
+        try:
+            entries = self.frontier.entries()
+            if not entries:
+                return
+            beats = {worker.decode(): beat for worker, beat in
+                     self.server.zrange(self.workers_key, 0, -1, withscores=True)}
+            cutoff = time.time() - self.lease_seconds
+            for entry, seen in entries.items():
+                data = json.loads(seen)
+                if data["worker"] == self.worker or beats.get(data["worker"], 0.0) >= cutoff:
+                    continue
+                mine = json.dumps({**data, "worker": self.worker}).encode()
+                if self.frontier.claim(entry, seen, mine):
+                    logger.info("Finishing the commit of a dead worker (%s, %s request(s))",
+                                data["worker"], len(data["leases"]))
+                    self._stat("redis/journal/recovered")
+                    self._journaled[entry] = (data["leases"], data["moves"])
+            await self._publish_journaled()
+        except RedisError as exc:
+            logger.warning("Redis error while checking for unfinished commits: %s", self._safe(exc))
 
     def _engine_slot(self) -> Any:
         try:

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -96,6 +96,10 @@ class DatasetWriter:
         self.part_max_bytes = part_max_bytes
         self.token = uuid.uuid4().hex[:12]  # concurrent writers to one directory never collide
         self.parts: list[PartInfo] = []
+        # Two-phase publishing (the Redis scheduler's checkpoints): closed parts stay hidden until
+        # their (hidden, final) moves are handed to publish() by whoever coordinates them.
+        self.defer_publish = False
+        self.unpublished: list[tuple[str, str]] = []
         self.row_groups = 0
         self._writer: pq.ParquetWriter | None = None
         self._sink: pa.NativeFile | None = None
@@ -136,6 +140,12 @@ class DatasetWriter:
         self.write(columns)
         self._close_part()
 
+    def checkpoint(self, columns: dict[str, list[Any]]) -> list[tuple[str, str]]:
+        """:meth:`commit`, then hand over the moves that publish every part closed so far."""
+        self.commit(columns)
+        moves, self.unpublished = self.unpublished, []
+        return moves
+
     def close(self) -> list[PartInfo]:
         """Write what is buffered and close the open part. Idempotent."""
         self.write(self.take())
@@ -171,7 +181,10 @@ class DatasetWriter:
         size = self._sink.tell()
         self._sink.close()
         final = f"{self.directory}/part-{self.token}-{len(self.parts):05d}.parquet"
-        self.fs.move(self._temp_path, final)
+        if self.defer_publish:
+            self.unpublished.append((self._temp_path, final))
+        else:
+            self.fs.move(self._temp_path, final)
         self.parts.append(PartInfo(final, self._part_rows, size))
         self._writer, self._sink, self._part_rows = None, None, 0
 
@@ -181,3 +194,17 @@ class DatasetWriter:
         with self.fs.open_output_stream(temp) as stream:
             stream.write(data)
         self.fs.move(temp, path)
+
+
+def publish(fs: pafs.FileSystem, moves: Iterable[Sequence[str]]) -> bool:
+    """Rename closed hidden parts into place. Idempotent: a part already in place counts as published.
+    False, having moved nothing, if a part is in neither place (e.g. on another machine's disk)."""
+    pending = []
+    for hidden, final in moves:
+        if fs.get_file_info(hidden).type != pafs.FileType.NotFound:
+            pending.append((hidden, final))
+        elif fs.get_file_info(final).type == pafs.FileType.NotFound:
+            return False
+    for hidden, final in pending:
+        fs.move(hidden, final)
+    return True

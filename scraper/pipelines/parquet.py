@@ -32,7 +32,7 @@ from scrapy.exceptions import DropItem, NotConfigured
 from scraper import signals as our_signals
 from scraper.config import InvalidSetting, get_choice, get_int
 from scraper.output import crawl_time, format_uri, item_type_name, parquet_template
-from scraper.parquet.dataset import DatasetWriter, resolve_uri
+from scraper.parquet.dataset import DatasetWriter, publish, resolve_uri
 from scraper.pipelines import close_crawl
 from scraper.parquet.schema import SchemaError, arrow_schema
 from scraper.secrets import mask_url
@@ -56,8 +56,9 @@ class ParquetPipeline:
         self.writers: dict[type, DatasetWriter] = {}
         self._locations: dict[str, type] = {}
         self._io = ThreadPoolExecutor(1, thread_name_prefix="parquet")  # one thread: row groups stay in order
-        self._pending: set[asyncio.Future[None]] = set()
+        self._pending: set[asyncio.Future[Any]] = set()
         self._schema_failed = False
+        self._defer_publish = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ParquetPipeline:
@@ -75,6 +76,8 @@ class ParquetPipeline:
         )
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(pipeline.checkpoint, signal=our_signals.checkpoint)
+        crawler.signals.connect(pipeline.hold_publication, signal=our_signals.hold_publication)
+        crawler.signals.connect(pipeline.publish, signal=our_signals.publish)
         return pipeline
 
     def open_spider(self) -> None:
@@ -111,12 +114,31 @@ class ParquetPipeline:
             logger.info("Parquet: %s %s rows in %s part(s) at %s", rows, item_type_name(item_cls),
                         len(parts), self._display(writer))
 
-    async def checkpoint(self) -> None:
-        """Make every row received so far durable: close the open parts (the Redis scheduler acks
-        leases after this; see :data:`scraper.signals.checkpoint`)."""
+    def hold_publication(self) -> None:
+        """Closed parts stay hidden until :meth:`publish` (the Redis scheduler acks their leases in
+        the same step; see :mod:`scraper.distributed.scheduler`)."""
+        self._defer_publish = True
+        for writer in self.writers.values():
+            writer.defer_publish = True
+
+    async def checkpoint(self) -> list[list[str]]:
+        """Make every row received so far durable: close the open parts, and return the moves that
+        publish them (see :data:`scraper.signals.checkpoint`)."""
+        moves: list[list[str]] = []
         for writer in self.writers.values():
             # Queued behind any pending write on the one I/O thread, so it closes a part holding them.
-            await self._run(writer.commit, writer.take())
+            moves.extend(list(move) for move in await self._run(writer.checkpoint, writer.take()))
+        return moves
+
+    async def publish(self, moves: list[list[str]]) -> bool:
+        """Rename hidden parts into place (ours, or a dead worker's in a shared dataset)."""
+        return await self._run(publish, self._filesystem(), moves)
+
+    def _filesystem(self) -> pafs.FileSystem:
+        for writer in self.writers.values():
+            return writer.fs
+        location = format_uri(self.uri, self.crawler.spider, crawl_time(self.crawler), "item")
+        return resolve_uri(location)[0]
 
     def spider_closed(self, reason: str) -> None:
         """Manifests go last, when the final stats (finish reason, counts) are known."""
@@ -133,12 +155,12 @@ class ParquetPipeline:
     async def _write(self, writer: DatasetWriter, columns: dict[str, list[Any]]) -> None:
         await self._run(writer.write, columns)
 
-    async def _run(self, method: Any, columns: dict[str, list[Any]]) -> None:
+    async def _run(self, method: Any, *args: Any) -> Any:
         """Run a writer method on the one I/O thread (in submission order), tracked until done."""
-        future = asyncio.get_running_loop().run_in_executor(self._io, method, columns)
+        future = asyncio.get_running_loop().run_in_executor(self._io, method, *args)
         self._pending.add(future)
         try:
-            await future
+            return await future
         finally:
             self._pending.discard(future)
 
@@ -167,6 +189,7 @@ class ParquetPipeline:
                                  "share one dataset directory")
         fs, path = resolve_uri(location)
         writer = DatasetWriter(fs, path, arrow_schema(item_cls), **self.writer_options)
+        writer.defer_publish = self._defer_publish
         self._locations[location] = item_cls
         self.writers[item_cls] = writer
         logger.info("Parquet: writing %s items to %s", item_type_name(item_cls), self._display(writer))

@@ -219,3 +219,34 @@ def test_a_reply_lost_to_a_redis_restart_does_not_drop_a_new_request(redis_serve
             scheduler.frontier.clear()
 
     asyncio.run(scenario())
+
+
+def test_journaled_leases_are_parked_until_completed(frontier: Frontier) -> None:
+    for n in range(3):
+        frontier.push(f"r{n}".encode(), priority=0)
+    taken, _ = frontier.take(3)
+    leases = [t.lease for t in taken]
+    frontier.journal("w:0", b'{"worker": "w"}', leases[:2])
+    time.sleep(1.2)  # the holder died after journaling: only the unjournaled lease expires
+    again, reclaimed = frontier.take(3)
+    assert reclaimed == 1 and [t.payload for t in again] == [taken[2].payload]
+    assert frontier.counts().leased == 3  # the parked two still count: nobody idles out on them
+    assert frontier.entries() == {"w:0": b'{"worker": "w"}'}
+    frontier.complete("w:0", leases[:2])
+    assert frontier.entries() == {} and frontier.counts().leased == 1
+
+
+def test_an_abandoned_entry_gives_its_leases_back(frontier: Frontier) -> None:
+    frontier.push(b"job", priority=0)
+    taken, _ = frontier.take()
+    frontier.journal("w:0", b"{}", [taken[0].lease])
+    frontier.abandon("w:0", [taken[0].lease])
+    again, reclaimed = frontier.take()  # no waiting: the lease expired at once
+    assert reclaimed == 1 and again[0].payload == b"job" and frontier.entries() == {}
+
+
+def test_only_one_worker_claims_an_entry(frontier: Frontier) -> None:
+    frontier.journal("dead:0", b"seen", [])
+    assert frontier.claim("dead:0", b"seen", b"mine")
+    assert not frontier.claim("dead:0", b"seen", b"theirs")  # it changed since it was read
+    assert frontier.entries() == {"dead:0": b"mine"}

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from dataclasses import dataclass
 import signal
 import subprocess
+import uuid
 from pathlib import Path
 
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pytest
 import redis
 
+from scraper.distributed.frontier import Frontier, FrontierKeys
 from scraper.localsite.process import LocalSite
+from scraper.parquet.dataset import DatasetWriter
+from scraper.parquet.schema import arrow_schema
 from tests.helpers import RedisServer, crawl_argv, run_crawl, stat, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_LEASES = ["-s", "REDIS_LEASE_SECONDS=4", "-s", "REDIS_CHECKPOINT_INTERVAL=1"]
+
+
+@dataclass
+class Row:
+    n: int
+    text: str
 
 
 def start_worker(site: LocalSite, output: Path, log: Path, redis_url: str, *extra: str) -> subprocess.Popen:
@@ -81,6 +94,38 @@ def test_a_killed_worker_loses_nothing(slow_site: LocalSite, redis_server: str, 
     assert len(rows) == 1000, "duplicate rows"
     survivors = "".join(log.read_text() for log in logs[1:])
     assert stat(survivors, "redis/reclaimed") >= 1  # the victim's leases expired and were taken back
+
+
+def test_a_commit_left_by_a_dead_worker_is_finished_not_rerun(redis_server: str, tmp_path: Path) -> None:
+    """A worker killed between journaling a checkpoint and acking it: a live worker publishes its
+    hidden parts and acks its requests (re-running them would write their rows twice)."""
+    client = redis.Redis.from_url(redis_server)
+    prefix = f"recovery:{uuid.uuid4().hex}"  # its own keys, whatever other tests left behind
+    dead = Frontier(client, FrontierKeys.under(f"{prefix}:books"), lease_seconds=4, worker="dead")
+    for n in range(3):
+        dead.push(f"not a request {n}".encode(), priority=0)  # re-run, it would fail to decode
+    leases = [t.lease for t in dead.take(3)[0]]
+    writer = DatasetWriter(pafs.LocalFileSystem(), str(tmp_path / "theirs"), arrow_schema(Row))
+    writer.defer_publish = True
+    for n in range(3):
+        writer.append((n, "row of a dead worker"))
+    moves = writer.checkpoint(writer.take())
+    entry = {"worker": "dead", "leases": leases, "moves": [list(m) for m in moves]}
+    dead.journal("dead:0", json.dumps(entry).encode(), leases)
+    assert ds.dataset(tmp_path / "theirs", format="parquet").count_rows() == 0
+
+    with LocalSite(books=40, seed=9) as site:
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
+                           "-s", f"REDIS_URL={redis_server}", "-s", f"REDIS_KEY_PREFIX={prefix}:%(spider)s",
+                           *FAST_LEASES)
+    assert result.returncode == 0, result.log[-3000:]
+    assert "Traceback" not in result.log
+    assert "Finishing the commit of a dead worker (dead, 3 request(s))" in result.log
+    assert stat(result.log, "redis/journal/recovered") == 1
+    assert ds.dataset(tmp_path / "theirs", format="parquet").count_rows() == 3  # published
+    books = upcs(tmp_path / "out")
+    assert len(books) == len(set(books)) == 40
+    assert dead.counts().total == 0 and dead.entries() == {}  # acked, and the entry dropped
 
 
 def test_seeding_from_a_redis_key(redis_server: str, tmp_path: Path) -> None:

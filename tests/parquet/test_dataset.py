@@ -9,7 +9,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from scraper.parquet.dataset import DatasetWriter, resolve_uri
+from scraper.parquet.dataset import DatasetWriter, publish, resolve_uri
 from scraper.parquet.schema import arrow_schema
 
 
@@ -45,6 +45,31 @@ def test_two_writers_share_a_directory_without_collisions(tmp_path: Path) -> Non
     for w in writers:
         w.close()
     assert sorted(ds.dataset(tmp_path).to_table().column("n").to_pylist()) == [0, 100]
+
+
+def test_deferred_parts_stay_hidden_until_published(tmp_path: Path) -> None:
+    fs = pafs.LocalFileSystem()
+    writer = DatasetWriter(fs, str(tmp_path), arrow_schema(Row), row_group_size=2, part_max_rows=2)
+    writer.defer_publish = True
+    for i in range(5):
+        if writer.append((i, "x")):
+            writer.write(writer.take())  # parts that fill up rotate, but stay hidden
+    moves = writer.checkpoint(writer.take())
+    assert len(moves) == 3 and writer.unpublished == []
+    assert ds.dataset(tmp_path, format="parquet").count_rows() == 0
+    assert publish(fs, moves) and publish(fs, moves)  # idempotent: a retry, or another worker's
+    assert sorted(ds.dataset(tmp_path, format="parquet").to_table().column("n").to_pylist()) == list(range(5))
+
+
+def test_publishing_parts_that_are_nowhere_moves_nothing(tmp_path: Path) -> None:
+    fs = pafs.LocalFileSystem()
+    writer = DatasetWriter(fs, str(tmp_path), arrow_schema(Row))
+    writer.defer_publish = True
+    writer.append((1, "x"))
+    moves = writer.checkpoint(writer.take())
+    missing = [[str(tmp_path / ".gone.inprogress"), str(tmp_path / "gone.parquet")]]
+    assert not publish(fs, [*moves, *missing])  # e.g. a dead worker's parts on another machine
+    assert ds.dataset(tmp_path, format="parquet").count_rows() == 0
 
 
 def test_resolve_uri(tmp_path: Path) -> None:
