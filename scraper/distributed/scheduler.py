@@ -56,10 +56,10 @@ from scrapy.crawler import Crawler
 from scrapy.http import Response
 from scrapy.utils.asyncio import AsyncioLoopingCall, CallLaterResult, call_later, create_looping_call
 from scrapy.utils.defer import deferred_from_coro
-from twisted.internet.defer import Deferred
 from scrapy_redis import picklecompat
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
+from twisted.internet.defer import Deferred
 
 from scraper import signals as our_signals
 from scraper.config import InvalidSetting, get_bool, get_float, get_int
