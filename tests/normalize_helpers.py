@@ -16,12 +16,6 @@ def upper(record: dict[str, Any]) -> dict[str, Any]:
         if not marker.exists():
             marker.touch()
             time.sleep(600)
-    if record.get("crash_after"):  # crash while the "stall" record holds the other worker
-        marker = Path(record["crash_after"])
-        deadline = time.monotonic() + 30
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os._exit(13)
     if record.get("log_run"):  # one line per run of this record, then a little work
         with open(record["log_run"], "a") as log:
             log.write(f"{os.getpid()}\n")

@@ -231,14 +231,12 @@ def _reap(processes: list[BaseProcess], grace: float = SHUTDOWN_GRACE) -> None:
         _LIVE.pop(process, None)
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
-    if not future.done():  # its caller may have been cancelled
-        future.set_result(outcome)
+def _settle(future: asyncio.Future[Any], value: Any = None) -> bool:
+    """Set ``future``'s result unless it is done already (its waiter was cancelled); whether it was."""
+    if future.done():
+        return False
+    future.set_result(value)
+    return True
 
 
 @dataclass(slots=True, eq=False)
@@ -400,10 +398,7 @@ class BatchNormalizer:
             self._timer = None
         room = self.batch_size
         while room and self._room:
-            waiter = self._room.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                room -= 1
+            room -= _settle(self._room.popleft())
         self._dispatch(batch)
 
     def _dispatch(self, batch: _Batch) -> None:
@@ -517,7 +512,7 @@ class BatchNormalizer:
 
     def _outcome(self, future: asyncio.Future[Outcome], outcome: Outcome) -> None:
         self.stats.errors += not outcome.ok
-        _resolve(future, outcome)
+        _settle(future, outcome)
 
     def _fail(self, batch: _Batch, error: str) -> None:
         for future in batch.futures:
@@ -532,7 +527,7 @@ class BatchNormalizer:
     def _wake_idle(self) -> None:
         idle, self._idle = self._idle, []
         for waiter in idle:
-            _wake(waiter)
+            _settle(waiter)
 
     @staticmethod
     def _split(batch: _Batch) -> list[_Batch]:

@@ -33,8 +33,8 @@ from scraper import signals as our_signals
 from scraper.config import InvalidSetting, get_choice, get_int
 from scraper.output import crawl_time, format_uri, item_type_name, parquet_template
 from scraper.parquet.dataset import DatasetWriter, publish, resolve_uri
-from scraper.pipelines import close_crawl
 from scraper.parquet.schema import SchemaError, arrow_schema
+from scraper.pipelines import close_crawl
 from scraper.secrets import mask_url
 
 logger = logging.getLogger(__name__)
