@@ -190,7 +190,7 @@ class DatasetWriter:
 
     def _write_atomically(self, path: str, data: bytes) -> None:
         directory, _, name = path.rpartition("/")
-        temp = f"{directory}/.{name}.inprogress"
+        temp = f"{directory}/.{name}.{self.token}.inprogress"  # writers sharing a directory never collide
         with self.fs.open_output_stream(temp) as stream:
             stream.write(data)
         self.fs.move(temp, path)

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +48,23 @@ def test_two_writers_share_a_directory_without_collisions(tmp_path: Path) -> Non
     for w in writers:
         w.close()
     assert sorted(ds.dataset(tmp_path).to_table().column("n").to_pylist()) == [0, 100]
+
+
+def test_writers_sharing_a_directory_finish_at_the_same_time(tmp_path: Path) -> None:
+    """Redis workers writing one dataset close together: their manifests must not share a temp file."""
+    fs, schema = pafs.LocalFileSystem(), arrow_schema(Row)
+    writers = [DatasetWriter(fs, str(tmp_path), schema) for _ in range(2)]
+    start = threading.Barrier(2)
+
+    def finish_many(writer: DatasetWriter) -> None:
+        start.wait()
+        for _ in range(200):
+            writer.finish(complete=True, extra={})
+
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(finish_many, w) for w in writers]:
+            done.result()  # raised FileNotFoundError when both renamed the same ._manifest.json temp
+    assert json.loads((tmp_path / "_manifest.json").read_text())["writer"] in {w.token for w in writers}
 
 
 def test_deferred_parts_stay_hidden_until_published(tmp_path: Path) -> None:
