@@ -8,8 +8,9 @@ Jitter modes (AWS, "Exponential Backoff and Jitter"), with ``d = min(cap, base *
 - ``none``: ``d``.
 
 :class:`SiteBackoff` makes a burst of rate-limit answers from one site count as one backoff event:
-a 429 that arrives while the site is already backing off joins the current window instead of
-escalating it again (crawlee escalates once per concurrent 429).
+a 429 without ``Retry-After`` that arrives while the site is already backing off joins the current
+window instead of escalating it again (crawlee escalates once per concurrent 429). It only times
+retries: slowing the whole site is the adaptive controller's decision.
 """
 
 from __future__ import annotations
@@ -101,31 +102,23 @@ class SiteBackoff:
 
     def rate_limited(self, site: str, retry_after: float | None,
                      policy: BackoffPolicy | None = None) -> tuple[float, bool]:
-        """A rate-limit answer from ``site``: ``(delay for this request, new backoff event?)``."""
+        """A rate-limit answer from ``site``: ``(delay for this request, new backoff event?)``. With
+        ``Retry-After`` the request waits what it was told (it may name one path, not the site);
+        without, it waits out the site's current window, or opens a new one, escalated."""
         now = self.clock()
         state = self._sites.setdefault(site, _Site())
-        if now < state.until:  # part of the burst that opened the current window
-            if retry_after is not None:
-                state.until = max(state.until, now + retry_after)
-            wait = state.until - now
-            return wait + spread(wait, self.rng), False
+        new_event = now >= state.until
         if retry_after is not None:
             wait = retry_after
+        elif not new_event:  # part of the burst that opened the current window
+            wait = state.until - now
         else:
             wait = (policy or self.policy).delay(state.level, self.rng, state.last_delay)
-        state.level += 1
-        state.last_delay = wait
-        state.until = now + wait
-        return wait + spread(wait, self.rng), True
-
-    def remaining(self, site: str) -> float | None:
-        """Seconds (with spread) until ``site``'s current backoff window ends, or None if none is open:
-        a request for a site that asked us to wait should wait too, not probe it."""
-        state = self._sites.get(site)
-        if state is None:
-            return None
-        wait = state.until - self.clock()
-        return wait + spread(wait, self.rng) if wait > 0 else None
+        if new_event:
+            state.level += 1
+            state.last_delay = wait
+        state.until = max(state.until, now + wait)
+        return wait + spread(wait, self.rng), new_event
 
     def succeeded(self, site: str) -> None:
         state = self._sites.get(site)

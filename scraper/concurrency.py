@@ -1,37 +1,11 @@
 """Adaptive per-site concurrency: a pure control law (no Scrapy), measure → decide → act.
 
-Each download slot (site) gets a :class:`SlotController`. The mechanism reports what happened
-(:meth:`~SlotController.record`) and asks, once per window, for a decision
-(:meth:`~SlotController.decide`): a concurrency (Scrapy's ``Slot.concurrency``) and a pacing delay
-(``Slot.delay``; 0 = unpaced). Like TCP on a link:
-
-- **slow start** — a new slot starts at ``start`` and, as in TCP, grows by one for every success
-  that comes back while the slot is full (so it doubles per round trip, not per window: on a fast
-  site warm-up takes milliseconds, yet never more than twice what was answered is in flight), up to
-  the slow-start threshold; afterwards it grows additively (+1 per fully used window);
-- **rate limits** (429/503), once per window however many 429s it had — the first time: concurrency
-  × ``decrease`` and pacing at the rate the site was accepting × ``rate_decrease``; once paced: the
-  rate × ``rate_decrease`` only (concurrency is too coarse a knob: at 3 in flight, halving it costs a
-  third of the throughput). While the rate binds it is probed up: by ``rate_probe`` per window just
-  under the rate that last drew a 429, faster (the step doubling each window, CUBIC-like) when far
-  below it or past it, so an underestimate (the first 429 window holds a ``Retry-After`` pause) is
-  recovered in a few windows and the rate settles just under the site's limit. The first 429's
-  ceiling is only an estimate (the best accepted rate so far, which slow start may have held down,
-  as when the 429 comes early in a crawl): until a 429 at a paced rate confirms it, the rate is
-  probed with doubling steps, never settled under it;
-- **errors** (timeouts, dropped connections, 5xx overload) — multiplicative decrease in proportion to
-  the window's share of errors, as DCTCP does with marked packets: × ``error_decrease`` when every
-  request failed, × 0.94 when 20% did (default 0.7); a fully used window where fewer than
-  :data:`ERRORS_STILL_GROWING` failed still grows by one (or, when paced and the pace binds, probes
-  the rate), so random errors that have nothing to do with load hold the concurrency steady rather
-  than cutting it to the floor, and do not freeze a paced rate below the site's limit;
-- **pacing jitter** — paced gaps vary by ± ``pace_jitter`` so requests never march in lockstep
-  (Scrapy's own 0.5–1.5× randomisation is too bursty for a token bucket);
-- **latency** — a gradient against the slot's best recent latency (Gradient2/Vegas spirit):
-  ``g = clamp(max(tolerance · best, best + latency_margin) / current, 0.5, 1)``; below 1 the
-  concurrency shrinks by ``g``.
-
-All tunables are :class:`ControllerConfig` fields (documented constants), the clock is injected.
+Each download slot gets a :class:`SlotController`: the mechanism reports every outcome and asks once
+per window for a :class:`Decision` (a concurrency and a paced gap). Real sites answer some requests
+with 429s, 503s and dropped connections whatever our load, so the law acts only on the share of rate
+limits that is significantly above the slot's noise floor, and checks every cut it makes: if goodput
+fell with the rate, the 429s were background, the floor is raised and the cut undone. The law and
+its constants are specified in ``docs/adaptive.md``; the clock is injected.
 """
 
 from __future__ import annotations
@@ -41,10 +15,34 @@ import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
-NEAR_CEILING = (0.95, 1.1)  # between these shares of the last 429'd rate, probe by rate_probe only
-PROBE_MAX = 0.25  # the fastest rate probe per window (far from any known ceiling)
-SETTLED = 0.97  # at or above this share of the ceiling the rate is settled: probe it only...
-SETTLED_PROBE_EVERY = 30  # ...once per this many windows (each probe past it costs a 429 and its pause)
+# Noise floor: a share of rate limits is load-caused only beyond what the floor explains, by more
+# than MARGIN of the responses (BBRv2 ignores loss under ~2% per round), Z standard deviations of a
+# binomial count at the floor's share, and MIN_EXCESS responses.
+MARGIN = 0.02
+Z = 3.0
+MIN_EXCESS = 2
+EVIDENCE_WINDOWS = 3  # the excess is judged on this many last windows (since the last cut)
+FLOOR_MEMORY = 300  # responses: the floor's moving average (of windows without excess) spans about this many
+# Background test: after a cut, the next VERIFY_MIN responses (at least one window, at most
+# VERIFY_WINDOWS) show whether the share of rate limits fell towards the floor (our load: the cut
+# stands) or persisted (nearer the share that drew the cut). If it persisted, a test cut takes the
+# rate to PERSIST_FALL of the cut rate; if it persists there too, it is the site's
+# background: the floor is raised to it and both cuts are undone. Two cuts, not one: a token
+# bucket's burst inflates the first estimate of what the site accepts, so the first cut can leave
+# the rate above the limit.
+VERIFY_MIN = 30
+VERIFY_WINDOWS = 5
+PERSIST_FALL = 0.5
+HEADROOM = 2.0  # a paced slot may have rate × best latency × this in flight (Little's law), + 1
+# Probing the paced rate.
+SETTLED = 0.97  # at or above this share of the ceiling the rate is settled...
+SETTLE_WINDOWS = 8  # ...for this many windows before probing past the ceiling (capacity may have grown)
+PROBE_MAX = 0.25  # the largest probe step per window
+# Past a confirmed ceiling, a token bucket's burst hides the overshoot until it drains: steps stay
+# under PROBE_BURST until the rate sent beyond the ceiling exceeds BURST_WINDOWS windows' worth of
+# it; a rate limit before that cuts back under the old ceiling, none by then makes it stale.
+PROBE_BURST = 0.05
+BURST_WINDOWS = 2.0
 ERRORS_STILL_GROWING = 0.5  # a fully used window with errors still grows by 1 if fewer failed than this
 
 
@@ -53,13 +51,13 @@ class ControllerConfig:
     min_concurrency: int = 1
     max_concurrency: int = 32
     start: int = 2  # slow start begins here: a crawl never opens with a thundering herd
-    decrease: float = 0.5  # concurrency × this on a rate-limited window
+    decrease: float = 0.5  # concurrency × this on the first load-caused rate limit
     error_decrease: float = 0.7  # concurrency × this on a window whose requests all failed (less if some did)
     tolerance: float = 1.5  # latency may grow to 1.5 × the best recent before backing off...
     latency_margin: float = 0.025  # ...and by at least this many seconds: on loopback, 5 → 20 ms is
     # the crawler's own CPU at work, not a congested server
-    rate_decrease: float = 0.93  # paced rate × this on a rate-limited window
-    rate_probe: float = 0.005  # paced rate × (1 + this) per window in which the rate binds
+    rate_decrease: float = 0.93  # paced rate × this (of the rate the site accepted) on a load-caused limit
+    rate_probe: float = 0.01  # paced rate × (1 + this) per window just under the ceiling
     best_windows: int = 120  # "best recent latency" = lowest window median of this many windows
     # (shorter memories let the baseline drift up with the queue they cause: 30 gave 3x latency)
     window: float = 1.0  # seconds between decisions
@@ -84,12 +82,61 @@ class Decision:
 
 
 @dataclass
-class _Window:
+class NoiseFloor:
+    """The share of responses that are rate limits whatever our rate (per-path 429s, a flaky edge)."""
+
+    share: float = 0.0
+
+    def excess(self, events: int, total: int) -> int:
+        """How many of ``events`` (in ``total`` responses) the floor does not explain, or 0 when the
+        difference is within noise."""
+        beyond = events - self.share * total
+        spread = max(self.share, MARGIN)  # an unknown floor may still be a couple of percent
+        noise = max(MIN_EXCESS, MARGIN * total, Z * math.sqrt(total * spread * (1 - spread)))
+        return math.ceil(beyond) if beyond > noise else 0
+
+    def learn(self, events: int, total: int) -> None:
+        if total:
+            self.share += (events / total - self.share) * min(1.0, total / FLOOR_MEMORY)
+
+    def raise_to(self, share: float) -> None:
+        self.share = min(0.99, max(self.share, share))
+
+
+@dataclass
+class _Counts:
     ok: int = 0
     limited: int = 0
     errors: int = 0
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.ok + self.limited + self.errors
+
+    def add(self, other: _Counts) -> None:
+        self.ok += other.ok
+        self.limited += other.limited
+        self.errors += other.errors
+        self.seconds += other.seconds
+
+
+@dataclass
+class _Window(_Counts):
     max_in_flight: int = 0
     latencies: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    """Consecutive cuts whose rate limits did not fall with the rate: the background test."""
+
+    rate: float  # requests/s sent when the run began
+    share: float  # its share of rate limits
+    undo: tuple[float, float, float | None, float | None, bool]  # limit, threshold, rate, ceiling, confirmed
+    cuts: int = 1
+    after: _Counts = field(default_factory=_Counts)  # responses since the last cut
+    windows: int = 0
 
 
 class SlotController:
@@ -98,13 +145,17 @@ class SlotController:
         self.limit = float(config.start)
         self.threshold = float(config.max_concurrency)  # slow-start threshold
         self.rate: float | None = None  # paced requests/s; None = unpaced
-        self.ceiling: float | None = None  # the paced rate that last drew a 429
-        # False while the ceiling is only the first 429's estimate (the best window's accepted rate,
-        # which slow start may have held down); a 429 at a paced rate confirms it
+        self.ceiling: float | None = None  # the rate the site last refused (the estimate of its limit)
+        # False while the ceiling is only an estimate from an unpaced window (slow start may have held
+        # it down, a token bucket's burst may have pushed it up); a load-caused limit at a paced rate
+        # confirms it
         self._confirmed = False
+        self.floor = NoiseFloor()
+        self._recent: deque[_Counts] = deque()  # the last windows since the last cut
+        self._run: _Run | None = None
         self._step = config.rate_probe
         self._settled = 0  # windows spent settled just under the ceiling
-        self._accepted: deque[float] = deque(maxlen=3)  # recent windows' accepted requests/s
+        self._overshoot = 0.0  # requests sent past a confirmed ceiling while probing it
         self._window = _Window()
         self._window_start = now
         self._best: deque[float] = deque(maxlen=config.best_windows)
@@ -112,6 +163,8 @@ class SlotController:
         self.latency_p95 = 0.0
         self.requests = 0
         self.rate_limited = 0
+        self.cuts = 0  # rate-limit cuts
+        self.undone = 0  # runs of cuts undone: their rate limits were background
 
     # measure -------------------------------------------------------------------------------------
     def record(self, outcome: str, latency: float | None = None, in_flight: int = 0) -> None:
@@ -129,7 +182,8 @@ class SlotController:
             window.ok += 1
             if latency is not None:
                 window.latencies.append(latency)
-            if self.slow_start and not (window.limited or window.errors) and in_flight + 1 >= int(self.limit):
+            if self.slow_start and not window.errors and in_flight + 1 >= int(self.limit) \
+                    and not self.floor.excess(window.limited, window.total):
                 self.limit = min(self.threshold, self.limit + 1)
 
     @property
@@ -141,71 +195,147 @@ class SlotController:
 
     # decide --------------------------------------------------------------------------------------
     def decide(self, now: float) -> Decision:
-        cfg, window = self.config, self._window
-        duration = max(now - self._window_start, 1e-6)
-        used = window.max_in_flight >= math.floor(self.limit) or self._pacing_bound(window, duration)
-        accepted = window.ok / duration
-        self._accepted.append(accepted)
-        if window.limited:
-            self._step = cfg.rate_probe
-            if self.rate is None:  # first rate limit: pace at what the site accepted, and back off
-                self.ceiling = max(self._accepted)  # the window with the 429 also holds its pause
-                self.limit = max(cfg.min_concurrency, self.limit * cfg.decrease)
-                self.threshold = self.limit
-            else:  # already paced: the rate is the precise knob; cutting concurrency too overshoots
-                self.ceiling = self.rate
-                self._confirmed = True
-            self.rate = max(0.1, self.ceiling * cfg.rate_decrease)
-        elif window.errors:
+        window = self._window
+        window.seconds = max(now - self._window_start, 1e-6)
+        self._window, self._window_start = _Window(), now
+        if not self._rate_limits(window):
+            self._errors_and_latency(window)
+        if self.rate is not None and self._best:  # enough in flight to carry the pace
+            needed = self.rate * min(self._best) * HEADROOM + 1
+            self.limit = max(self.limit, min(float(self.config.max_concurrency), needed))
+        return self.decision()
+
+    def _rate_limits(self, window: _Window) -> bool:
+        """Act on rate limits beyond the noise floor: cut, judge a cut, or undo cuts whose rate limits
+        were background. False when none of these happened (errors and latency decide)."""
+        counts = _Counts(window.ok, window.limited, window.errors, window.seconds)
+        if self._run is not None:
+            return self._judge(self._run, counts)
+        recent = self._recent
+        recent.append(counts)
+        if len(recent) > EVIDENCE_WINDOWS:
+            self._learn(recent.popleft())
+        evidence = _Counts()
+        for counts in recent:
+            evidence.add(counts)
+        excess = self.floor.excess(evidence.limited, evidence.total)
+        if not excess:
+            return False
+        recent.clear()
+        self._run = _Run(evidence.total / evidence.seconds, evidence.limited / evidence.total,
+                         (self.limit, self.threshold, self.rate, self.ceiling, self._confirmed))
+        self._cut(accepted=max(0.1, (evidence.total - excess) / evidence.seconds))
+        return True
+
+    def _judge(self, run: _Run, counts: _Counts) -> bool:
+        run.after.add(counts)
+        run.windows += 1
+        after = run.after
+        if after.total < VERIFY_MIN and run.windows < VERIFY_WINDOWS:
+            return True  # hold the rate until the verdict
+        share = after.limited / max(1, after.total)
+        if share < (run.share + self.floor.share) / 2:  # fell towards the floor: our load
+            self._run = None
+            self.floor.learn(after.limited, after.total)  # what is left under the limit is background
+            return False
+        if run.cuts == 1:  # persisted: test it at a rate cut again, by half
+            assert self.rate is not None
+            self.rate = max(0.1, PERSIST_FALL * self.rate)
+            run.cuts, run.after, run.windows = 2, _Counts(), 0
+            return True
+        self.floor.raise_to(share)  # persisted at half the rate: the site's background
+        self.limit, self.threshold, self.rate, self.ceiling, self._confirmed = run.undo
+        self._run = None
+        self.undone += 1
+        return True
+
+    def _learn(self, counts: _Counts) -> None:
+        """Fold a window that showed no excess into the floor, unless a cut is still being judged
+        or the rate is probing past the ceiling (its 429s would raise the floor with our load)."""
+        probing = self.rate is not None and self.ceiling is not None and self.rate >= SETTLED * self.ceiling
+        if not probing:
+            self.floor.learn(counts.limited, counts.total)
+
+    def _cut(self, accepted: float) -> None:
+        """Pace at what the site accepted (everything it answered but the excess rate limits)."""
+        cfg = self.config
+        self._step = cfg.rate_probe
+        self._settled = 0
+        if self.rate is None:  # the first: pace, and back off concurrency
+            self.ceiling = accepted
+            self.limit = max(cfg.min_concurrency, self.limit * cfg.decrease)
+            self.threshold = self.limit
+        elif self._confirmed and self.ceiling is not None and self.rate > self.ceiling:
+            # a probe past the ceiling drew it while a burst could still hide the overshoot: the
+            # site accepted no more than before (what it seemed to is the burst)
+            self.ceiling = min(self.ceiling, accepted)
+        else:  # paced: the rate is the precise knob; cutting concurrency too overshoots
+            self._confirmed = True
+            self.ceiling = min(self.rate, accepted)
+        self._overshoot = 0.0
+        self.rate = max(0.1, self.ceiling * cfg.rate_decrease)
+        self.cuts += 1
+
+    def _errors_and_latency(self, window: _Window) -> None:
+        cfg = self.config
+        used = window.max_in_flight >= math.floor(self.limit) or self._pacing_bound(window)
+        if window.errors:
             # DCTCP-like: cut in proportion to the window's share of errors (× error_decrease when
             # all failed), and keep growing while most requests succeed. A site that fails a steady
             # fraction of pages whatever the load then settles where the two balance (20% errors:
             # ~16) instead of being cut every window down to the floor.
-            share = window.errors / (window.ok + window.errors)
+            share = window.errors / window.total
             self.limit = max(cfg.min_concurrency, self.limit * (1 - (1 - cfg.error_decrease) * share))
             if share < ERRORS_STILL_GROWING:  # grow what binds, as in an error-free window
-                if self.rate is not None and self._pacing_bound(window, duration):
-                    self._probe()
+                if self.rate is not None and self._pacing_bound(window):
+                    self._probe(window.seconds)
                 elif used:
                     self.limit = min(cfg.max_concurrency, self.limit + 1)
             self.threshold = self.limit
-        elif window.ok:
+        elif window.ok or window.limited:
             gradient = self._latency_gradient(window)
             if gradient < 1:
                 self.limit = max(cfg.min_concurrency, self.limit * gradient)
                 self.threshold = self.limit
-            elif self.rate is not None and self._pacing_bound(window, duration):
-                self._probe()  # the rate binds: probe it, leave concurrency be
+            elif self.rate is not None and self._pacing_bound(window):
+                self._probe(window.seconds)  # the rate binds: probe it, leave concurrency be
             elif used and not self.slow_start:  # in slow start, successes grow it (record)
                 self.limit = min(cfg.max_concurrency, self.limit + 1)
-        self._window = _Window()
-        self._window_start = now
-        return self.decision()
 
-    def _probe(self) -> None:
-        """Raise the paced rate: gently around the rate that last drew a 429, faster (the step
-        doubling each window, up to ``PROBE_MAX``) when far below it or well past it (stale)."""
+    def _probe(self, seconds: float) -> None:
+        """Raise a paced rate that binds. Under a confirmed ceiling: by ``rate_probe`` a window near
+        it (steps doubling far below it), up to ``SETTLED`` of it; settled there for
+        ``SETTLE_WINDOWS``, past it with steps doubling from 1% (under ``PROBE_BURST`` until a burst
+        could no longer hide the overshoot), as while the ceiling is only an estimate. A site whose
+        capacity grew is found in a few windows; one that did not costs a few 429s."""
         assert self.rate is not None
-        low, high = NEAR_CEILING
-        near = (self._confirmed and self.ceiling is not None
-                and low * self.ceiling <= self.rate <= high * self.ceiling)
-        if near and self.ceiling is not None and self.rate >= SETTLED * self.ceiling:
-            self._settled += 1
-            if self._settled % SETTLED_PROBE_EVERY:
+        cfg, ceiling, step_max = self.config, self.ceiling, PROBE_MAX
+        if self._confirmed and ceiling is not None:
+            if self.rate < SETTLED * ceiling:
+                near = self.rate >= 0.9 * ceiling
+                self._step = cfg.rate_probe if near else min(PROBE_MAX, self._step * 2)
+                self.rate = min(SETTLED * ceiling, self.rate * (1 + self._step))
+                self._settled = 0
                 return
-        else:
-            self._settled = 0
-        self._step = self.config.rate_probe if near else min(PROBE_MAX, self._step * 2)
+            if self._settled < SETTLE_WINDOWS:
+                self._settled += 1
+                self._step = cfg.rate_probe
+                return
+            self._overshoot += max(0.0, self.rate - ceiling) * seconds
+            if self._overshoot < BURST_WINDOWS * ceiling * cfg.window:
+                step_max = PROBE_BURST
+            else:  # sustained past the ceiling: the site's capacity grew, the ceiling is stale
+                self._confirmed = False
+        self._step = min(step_max, self._step * 2)
         self.rate *= 1 + self._step
 
     def decision(self) -> Decision:
         delay = 1.0 / self.rate if self.rate else 0.0
         return Decision(max(self.config.min_concurrency, int(self.limit)), delay)
 
-    def _pacing_bound(self, window: _Window, duration: float) -> bool:
+    def _pacing_bound(self, window: _Window) -> bool:
         """Paced and sending at (nearly) the paced rate: the rate, not the concurrency, binds."""
-        sent = window.ok + window.limited + window.errors
-        return self.rate is not None and sent >= 0.9 * self.rate * duration
+        return self.rate is not None and window.total >= 0.9 * self.rate * window.seconds
 
     def _latency_gradient(self, window: _Window) -> float:
         if len(window.latencies) < 3:

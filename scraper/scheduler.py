@@ -9,7 +9,8 @@ never silently dropped.
 
 The store is behind a small interface (:class:`DelayStore`) so a distributed scheduler can keep
 delayed requests in Redis instead of one worker's memory (wall-clock due times for that reason).
-Stats: ``retry/pending`` (requests waiting now), ``retry/pending_max``, ``scheduler/delayed``
+Stats: ``retry/pending`` (retries waiting now), ``retry/pending_max``, ``adaptive/pending`` (paced
+starts waiting now), ``scheduler/waiting`` (all delayed requests waiting now), ``scheduler/delayed``
 (requests that were delayed), ``scheduler/delayed_abandoned``.
 """
 
@@ -19,6 +20,7 @@ import heapq
 import itertools
 import logging
 import time
+from collections import Counter
 from typing import Any, Protocol
 
 from scrapy import Request
@@ -43,10 +45,22 @@ def via_scheduler(request: Request) -> bool:
     return bool(request.meta.get(VIA_SCHEDULER))
 
 
-def send_back(request: Request, until: float, **meta: Any) -> Request:
+#: Why a request waits (``send_back``'s ``reason``): the progress line counts retries apart.
+DELAY_REASON = "delay_reason"
+
+
+def send_back(request: Request, until: float, reason: str, **meta: Any) -> Request:
     """A copy of a request that was already scheduled once, to wait in the scheduler until ``until``
-    (epoch seconds), holding no download slot meanwhile. Not a duplicate: it skips the dupefilter."""
-    return request.replace(dont_filter=True, meta={**request.meta, **meta, DELAY_KEY: until})
+    (epoch seconds), holding no download slot meanwhile, for ``reason`` (``paced``, ``proxy``, ...).
+    Not a duplicate: it skips the dupefilter."""
+    return request.replace(dont_filter=True, meta={**request.meta, **meta, DELAY_KEY: until,
+                                                   DELAY_REASON: reason})
+
+
+def delay_reason(request: Request) -> str:
+    """``retry`` for a delayed retry (the retry middleware sets only ``delay_until``), else the
+    reason it was sent back for."""
+    return request.meta.get(DELAY_REASON) or "retry"
 
 
 class DelayStore(Protocol):
@@ -99,11 +113,13 @@ class DelayedRequestsMixin:
         self._timer = None
         self._timer_due = 0.0
         self._pending_max = 0
+        self._waiting: Counter[str] = Counter()  # delayed requests by reason
 
     def enqueue_request(self, request: Request) -> bool:
         due = request.meta.get(DELAY_KEY)
         if due is not None and due > time.time():
             self.delay_store.push(request, due)
+            self._waiting[delay_reason(request)] += 1
             self._count_pending()
             self.crawler.stats.inc_value("scheduler/delayed")  # type: ignore[union-attr]
             self._arm()
@@ -140,6 +156,7 @@ class DelayedRequestsMixin:
                     "attempts": request.meta.get("retry_times", 0) + request.meta.get("retry_ratelimit_times", 0),
                     "due_at": request.meta.get(DELAY_KEY),
                 })
+            self._waiting.clear()
             self._count_pending()
         return super().close(reason)  # type: ignore[misc]
 
@@ -159,18 +176,22 @@ class DelayedRequestsMixin:
         self._timer = None
         engine = self.crawler.engine
         for request in self.delay_store.pop_due(time.time()):
+            self._waiting[delay_reason(request)] -= 1
             request.meta.pop(DELAY_KEY, None)
+            request.meta.pop(DELAY_REASON, None)
             engine.crawl(request)  # back into the normal queue; wakes the engine
         self._count_pending()
         self._arm()
 
     def _count_pending(self) -> None:
-        pending = len(self.delay_store)
-        self._pending_max = max(self._pending_max, pending)
+        retries = self._waiting["retry"]
+        self._pending_max = max(self._pending_max, retries)
         stats = self.crawler.stats
         assert stats is not None
-        stats.set_value("retry/pending", pending)
+        stats.set_value("retry/pending", retries)
         stats.set_value("retry/pending_max", self._pending_max)
+        stats.set_value("scheduler/waiting", len(self.delay_store))  # retries, paced starts, ...
+        stats.set_value("adaptive/pending", self._waiting["paced"])
 
 
 class DelayingScheduler(DelayedRequestsMixin, Scheduler):

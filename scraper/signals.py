@@ -6,8 +6,8 @@
 dead_letter = object()
 
 #: A site started a new rate-limit backoff event (a burst of 429s counts once). Handlers receive
-#: ``site`` (the download slot key), ``delay`` (seconds) and ``status``. The adaptive-concurrency
-#: controller listens to slow the site down.
+#: ``site`` (the download slot key), ``delay`` (seconds) and ``status``. Informational: whether the
+#: site slows is the adaptive controller's own decision.
 site_backoff = object()
 
 #: Publish in two phases from now on (sent once by the Redis scheduler when it opens): closed

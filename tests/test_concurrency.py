@@ -50,15 +50,20 @@ def test_a_first_ceiling_estimated_too_low_is_probed_past() -> None:
     controller = SlotController(ControllerConfig(start=2), 0.0)
     for _ in range(6):
         controller.record("ok", 0.01, in_flight=2)
-    controller.record("limited", in_flight=2)
+    for _ in range(6):
+        controller.record("limited", in_flight=2)
     first = 1 / controller.decide(1.0).delay
     assert first == pytest.approx(6 * 0.93)
+    for _ in range(30):  # the next window: no 429 at the paced rate, the cut stands
+        controller.record("ok", 0.01, in_flight=2)
+    controller.decide(2.0)
     for window in range(15):  # the pace binds, nothing is refused
         for _ in range(round(1 / controller.decision().delay)):
             controller.record("ok", 0.01, in_flight=2)
         controller.decide(2.0 + window)
     assert 1 / controller.decision().delay >= 40
-    controller.record("limited", in_flight=2)  # a 429 at a paced rate: now the ceiling is known
+    for _ in range(10):  # 429s at a paced rate: now the ceiling is known
+        controller.record("limited", in_flight=2)
     confirmed = 1 / controller.decide(20.0).delay
     for window in range(10):
         for _ in range(round(1 / controller.decision().delay)):
@@ -95,10 +100,17 @@ def test_a_burst_of_429s_in_one_window_is_one_decrease() -> None:
     decision = controller.decide(1.0)
     assert decision.concurrency == 8  # × 0.5 once, not 0.5 ** 40
     assert decision.delay == pytest.approx(1 / (5 * 0.93))  # paced at the accepted rate, × 0.93
-    for _ in range(30):  # once paced, further rate limits cut the rate, not the concurrency
+    for _ in range(5):  # the cut is judged: the 429s stopped, it stands
+        controller.record("ok", 0.05, in_flight=8)
+    for _ in range(25):
+        controller.record("ok", 0.05, in_flight=8)
+    controller.decide(2.0)
+    for _ in range(5):  # once paced, further rate limits cut the rate, not the concurrency
+        controller.record("ok", 0.05, in_flight=8)
+    for _ in range(30):
         controller.record("limited", in_flight=8)
-    again = controller.decide(2.0)
-    assert again.concurrency == 8 and again.delay == pytest.approx(decision.delay / 0.93)
+    again = controller.decide(3.0)
+    assert again.concurrency == 8 and again.delay > decision.delay
 
 
 def test_timeouts_and_unused_capacity() -> None:
@@ -133,7 +145,8 @@ def test_random_errors_do_not_freeze_a_paced_rate() -> None:
         controller = SlotController(ControllerConfig(start=4), 0.0)
         for _ in range(6):
             controller.record("ok", 0.01, in_flight=4)
-        controller.record("limited", in_flight=4)
+        for _ in range(6):
+            controller.record("limited", in_flight=4)
         first = 1 / controller.decide(1.0).delay
         for window in range(windows):  # every window sends at the paced rate
             for _ in range(round(1 / controller.decision().delay)):

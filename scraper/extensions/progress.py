@@ -2,7 +2,8 @@
 
 Replaces Scrapy's ``LogStats`` (same ``LOGSTATS_INTERVAL`` setting, 0 = off, and the same opening words,
 so tools that parse "Crawled N pages (at X pages/min), scraped M items (at Y items/min)" keep working)
-with a line that goes on: requests in flight, retries waiting, the share of 429s since the last line,
+with a line that goes on: requests in flight, retries and paced starts waiting (apart), the share of
+responses since the last line that were 429s,
 the busiest download slots (downloading / concurrency limit) and, with proxy rotation, the proxies' health.
 At the end it logs one summary: items written, dropped and dead-lettered, and where the data went.
 """
@@ -29,7 +30,7 @@ class ProgressLog:
         self.crawler = crawler
         self.interval = interval
         self.multiplier = 60.0 / interval
-        self._previous = {"pages": 0, "items": 0, "429": 0}
+        self._previous = {"pages": 0, "items": 0, "429": 0, "responses": 0}
         self._loop: AsyncioLoopingCall | None = None
 
     @classmethod
@@ -49,13 +50,16 @@ class ProgressLog:
     def log(self) -> None:
         stats = self._stats()
         pages, items = stats.get("response_received_count", 0), stats.get("item_scraped_count", 0)
+        # Every response the downloader got, retried ones too (response_received_count misses those).
+        responses = stats.get("downloader/response_count", 0)
         limited = stats.get("downloader/response_status_count/429", 0)
-        new_pages = pages - self._previous["pages"]
-        share = (limited - self._previous["429"]) / new_pages if new_pages else 0.0
-        rates = (new_pages * self.multiplier, (items - self._previous["items"]) * self.multiplier)
-        self._previous = {"pages": pages, "items": items, "429": limited}
-        parts = [f"{self._in_flight()} in flight", f"{stats.get('retry/pending', 0)} retries pending",
-                 f"429s {share:.0%}"]
+        new_responses = responses - self._previous["responses"]
+        share = (limited - self._previous["429"]) / new_responses if new_responses else 0.0
+        rates = ((pages - self._previous["pages"]) * self.multiplier,
+                 (items - self._previous["items"]) * self.multiplier)
+        self._previous = {"pages": pages, "items": items, "429": limited, "responses": responses}
+        parts = [f"{self._in_flight()} in flight", f"{stats.get('retry/pending', 0)} retries waiting",
+                 f"{stats.get('adaptive/pending', 0)} paced starts waiting", f"429s {share:.0%} of responses"]
         slots = self._busiest_slots()
         if slots:
             parts.append("slots " + ", ".join(slots))

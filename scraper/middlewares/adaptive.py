@@ -1,26 +1,11 @@
-"""Downloader middleware: adaptive per-site concurrency — the mechanism around :mod:`scraper.concurrency`.
+"""Downloader middleware: adaptive per-site concurrency, the mechanism around :mod:`scraper.concurrency`.
 
-Measure: ``response_downloaded`` (raw status and latency, before retries rewrite a 429) and
-``request_left_downloader`` without a response (a timeout or dropped connection), per download slot.
-Decide: every ``ADAPTIVE_WINDOW`` seconds, each slot's :class:`~scraper.concurrency.SlotController`.
-Act: set the slot's ``concurrency``, and pace it: each request is given a start time on a per-site
-virtual clock at the controller's rate (gaps jittered by ± ``ADAPTIVE_PACE_JITTER``); one that is
-early goes back to the scheduler with ``meta["delay_until"]`` and holds no slot meanwhile; starts are
-promised at most two windows ahead, so a rate change applies at once, not after a backlog. (Scrapy's
-own ``slot.delay`` starts one request per timer callback, which a busy event loop delays: measured
-here, a 48/s pace gave 10/s.) A new slot starts at ``ADAPTIVE_START_CONCURRENCY`` (slow start) the
-moment it is created.
-
-Slots are keyed like Scrapy's downloader (the host, or ``meta["download_slot"]``), so the limit holds
-for a site whichever proxy a request goes through: proxy rotation must not give requests per-proxy
-slots (it caps per-proxy load itself). ``meta["dont_adapt"] = True`` keeps a request out of the
-measurements and out of pacing. Replaces AutoThrottle (which would fight over ``slot.delay``).
-
-Stats: ``adaptive/paced`` (requests sent back to wait for their paced start); gauges per slot:
-``adaptive/<slot>/concurrency``, ``adaptive/<slot>/delay_ms`` (the paced gap),
-``adaptive/<slot>/latency_p50_ms``, ``adaptive/<slot>/latency_p95_ms``,
-``adaptive/<slot>/rate_limited_share``; an INFO line every ``ADAPTIVE_LOG_INTERVAL`` seconds lists the
-busiest slots.
+Measures outcomes per download slot on Scrapy's signals (raw statuses before retries rewrite them,
+requests that left without a response), asks each slot's controller for a decision every
+``ADAPTIVE_WINDOW`` seconds, sets the slot's concurrency and paces starts through the scheduler (an
+early request waits there, holding no slot): Scrapy's ``slot.delay`` fires late on a busy loop. The
+slot's own delay (``DOWNLOAD_DELAY``...) is kept as a minimum gap. Law, settings and stats: README
+and ``docs/adaptive.md``.
 """
 
 from __future__ import annotations
@@ -62,7 +47,7 @@ def controller_config(crawler: Crawler) -> ControllerConfig:
         tolerance=get_float(s, "ADAPTIVE_LATENCY_TOLERANCE", 1.5, minimum=1),
         latency_margin=get_float(s, "ADAPTIVE_LATENCY_MARGIN", 0.025, minimum=0),
         rate_decrease=get_float(s, "ADAPTIVE_RATE_DECREASE", 0.93, minimum=0.01, maximum=0.99),
-        rate_probe=get_float(s, "ADAPTIVE_RATE_PROBE", 0.005, minimum=0.0001, maximum=1),
+        rate_probe=get_float(s, "ADAPTIVE_RATE_PROBE", 0.01, minimum=0.0001, maximum=1),
         pace_jitter=get_float(s, "ADAPTIVE_PACE_JITTER", 0.1, minimum=0, maximum=0.99),
         window=get_float(s, "ADAPTIVE_WINDOW", 1.0, minimum=0.05),
     )
@@ -82,6 +67,9 @@ class AdaptiveConcurrencyMiddleware:
         self.rng = rng or random.Random()
         self.controllers: dict[str, SlotController] = {}
         self._next_start: dict[str, float] = {}  # per-site virtual clock of paced starts
+        # each slot's own delay (DOWNLOAD_DELAY and friends) and RANDOMIZE_DOWNLOAD_DELAY, read when
+        # the slot is created; the slot's delay itself is set to 0, pacing here honours it instead
+        self._slot_delays: dict[str, tuple[float, bool]] = {}
         self._answered: set[int] = set()  # ids of requests that got a response
         self._loop: AsyncioLoopingCall | None = None
         self._last_log = time.monotonic()
@@ -121,10 +109,9 @@ class AdaptiveConcurrencyMiddleware:
         now = time.time()
         reserved = meta.pop(PACED_AT, None)
         key = self.crawler.engine.downloader.get_slot_key(request)
-        controller = self.controllers.get(key)
-        if controller is None or controller.rate is None:
+        gap = self._gap(key)
+        if not gap:
             return None
-        gap = 1.0 / controller.rate
         if reserved is not None and now - max(LATE_GAPS * gap, LATE_MIN) <= reserved <= now + 0.001:
             return None  # its reserved start has come
         # Otherwise it needs a (new) start. A reservation missed by more than that is void: the
@@ -137,13 +124,26 @@ class AdaptiveConcurrencyMiddleware:
             # wait without a reservation and ask again then.
             self._stats("adaptive/paced")
             wait = now + horizon * self.rng.uniform(0.5, 1.0)
-            return send_back(request, wait)
-        jitter = self.config.pace_jitter
-        self._next_start[key] = start + gap * self.rng.uniform(1 - jitter, 1 + jitter)
+            return send_back(request, wait, "paced")
+        self._next_start[key] = start + self._jittered(key, gap)
         if start <= now:
             return None
         self._stats("adaptive/paced")
-        return send_back(request, start, **{PACED_AT: start})
+        return send_back(request, start, "paced", **{PACED_AT: start})
+
+    def _gap(self, key: str) -> float:
+        """Seconds between starts in the slot: the controller's pace, and never less than the slot's
+        own delay (``DOWNLOAD_DELAY``, a spider's ``download_delay``, ``DOWNLOAD_SLOTS``)."""
+        controller = self.controllers.get(key)
+        paced = 1.0 / controller.rate if controller is not None and controller.rate else 0.0
+        return max(paced, self._slot_delays.get(key, (0.0, False))[0])
+
+    def _jittered(self, key: str, gap: float) -> float:
+        delay, randomize = self._slot_delays.get(key, (0.0, False))
+        if randomize and gap <= delay:  # the slot's own delay binds: Scrapy's 0.5-1.5x randomisation
+            return gap * self.rng.uniform(0.5, 1.5)
+        jitter = self.config.pace_jitter
+        return gap * self.rng.uniform(1 - jitter, 1 + jitter)
 
     def _stats(self, key: str) -> None:
         stats = self.crawler.stats
@@ -158,6 +158,7 @@ class AdaptiveConcurrencyMiddleware:
         controller = self.controllers[key] = SlotController(self.config, time.monotonic())
         slot = self._slot(key)
         if slot is not None:
+            self._slot_delays[key] = (float(slot.delay), bool(slot.randomize_delay))
             self._apply(slot, controller)  # slow start before the slot's first transfer
 
     def downloaded(self, response: Response, request: Request) -> None:
@@ -221,6 +222,9 @@ class AdaptiveConcurrencyMiddleware:
             stats.set_value(f"{prefix}/latency_p50_ms", round(1000 * c.latency_p50, 1))
             stats.set_value(f"{prefix}/latency_p95_ms", round(1000 * c.latency_p95, 1))
             stats.set_value(f"{prefix}/rate_limited_share", round(c.rate_limited / max(1, c.requests), 4))
+            stats.set_value(f"{prefix}/noise_floor", round(c.floor.share, 4))
+            stats.set_value(f"{prefix}/cuts", c.cuts)
+            stats.set_value(f"{prefix}/undone", c.undone)
 
     def _log_busiest(self) -> None:
         busiest = sorted(self.controllers.items(), key=lambda kv: -kv[1].requests)[:3]
@@ -229,7 +233,8 @@ class AdaptiveConcurrencyMiddleware:
             decision = c.decision()
             rate = f"{1 / decision.delay:.1f}/s" if decision.delay else "unpaced"
             parts.append(f"{key} c={decision.concurrency} {rate} p50={1000 * c.latency_p50:.0f}ms "
-                         f"p95={1000 * c.latency_p95:.0f}ms 429s={100 * c.rate_limited / max(1, c.requests):.1f}%")
+                         f"p95={1000 * c.latency_p95:.0f}ms 429s={100 * c.rate_limited / max(1, c.requests):.1f}% "
+                         f"(background {100 * c.floor.share:.1f}%)")
         if parts:
             logger.info("Adaptive concurrency: %s", " | ".join(parts))
 

@@ -162,7 +162,7 @@ class RotatingProxyMiddleware:
                 self._log_wait(choice.wait)
                 if via_scheduler(request):
                     self._stats_inc("proxy/waited")
-                    return send_back(request, time.time() + choice.wait)
+                    return send_back(request, time.time() + choice.wait, "proxy")
                 await sleep(max(choice.wait, CAP_POLL))
             else:
                 await sleep(CAP_POLL)  # all at their cap: one will be released soon
@@ -248,7 +248,7 @@ class RotatingProxyMiddleware:
         retry = request.replace(dont_filter=True, meta={**request.meta, BAN_RETRIES_KEY: retries})
         self._forget(retry)
         if via_scheduler(request):
-            return send_back(retry, time.time())
+            return send_back(retry, time.time(), "proxy")
         return retry
 
     # -- visibility --------------------------------------------------------------------------------

@@ -9,18 +9,19 @@ Two budgets, so a polite server saying "come back in 1 s" does not use up the er
 - rate limits — ``RETRY_RATELIMIT_HTTP_CODES`` (429) and 503 *with* ``Retry-After``:
   ``RETRY_RATELIMIT_TIMES`` retries; the delay is ``Retry-After`` (clamped to ``RETRY_AFTER_MAX``) or
   the site's backoff; a burst of these from one site is one backoff event (:class:`SiteBackoff`);
-- errors — other ``RETRY_HTTP_CODES`` and ``RETRY_EXCEPTIONS``: ``RETRY_TIMES`` retries, delay
+- errors — other ``RETRY_HTTP_CODES`` and ``RETRY_EXCEPTIONS``: ``RETRY_TIMES`` retries, and more
+  while the request has been failing for less than ``RETRY_FOR_SECONDS``; delay
   ``min(RETRY_BACKOFF_MAX, RETRY_BACKOFF_BASE * 2**n)`` with ``RETRY_BACKOFF_JITTER``.
 
-Per-request ``meta``: ``dont_retry``, ``max_retry_times`` (error budget), ``max_ratelimit_retry_times``,
+Per-request ``meta``: ``dont_retry``, ``max_retry_times`` (error budget, count only),
+``retry_for_seconds``, ``max_ratelimit_retry_times``,
 ``retry_backoff_base``, ``retry_backoff_max``, ``retry_backoff_jitter``.
 
 A request that runs out of retries is dead-lettered (URL, method, reason, attempts, last status,
 first/last attempt times) and, for an HTTP status, its last response is passed on as Scrapy does.
 Stats (besides Scrapy's ``retry/count``, ``retry/reason_count/<reason>``, ``retry/max_reached``):
 ``retry/delayed``, ``retry/retry_after_honoured``, ``retry/backoff_events``,
-``retry/budget/ratelimit``, ``retry/budget/error``, ``retry/held_by_backoff`` (new requests for a site
-in a backoff window, sent back to wait it out); the scheduler keeps ``retry/pending``.
+``retry/budget/ratelimit``, ``retry/budget/error``; the scheduler keeps ``retry/pending``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from scrapy.utils.misc import load_object
 from scraper import signals as our_signals
 from scraper.backoff import JITTERS, BackoffPolicy, SiteBackoff, is_rate_limit, parse_retry_after
 from scraper.config import InvalidSetting, get_bool, get_choice, get_float, get_int, get_status_codes
-from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER, DelayedRequestsMixin, send_back, via_scheduler
+from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER, DelayedRequestsMixin
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ def site_of(request: Request) -> str:
 class BackoffRetryMiddleware:
     def __init__(self, crawler: Crawler, *, error_codes: frozenset[int], ratelimit_codes: frozenset[int],
                  exceptions: tuple[type[BaseException], ...], error_times: int, ratelimit_times: int,
-                 policy: BackoffPolicy, retry_after_max: float, rng: random.Random | None = None) -> None:
+                 policy: BackoffPolicy, retry_after_max: float, retry_for: float = 0.0,
+                 rng: random.Random | None = None) -> None:
         self.crawler = crawler
         self.error_codes = error_codes
         self.ratelimit_codes = ratelimit_codes
@@ -69,6 +71,7 @@ class BackoffRetryMiddleware:
         self.ratelimit_times = ratelimit_times
         self.policy = policy
         self.retry_after_max = retry_after_max
+        self.retry_for = retry_for
         self.rng = rng or random.Random()
         self.sites = SiteBackoff(policy, rng=self.rng)
 
@@ -93,18 +96,11 @@ class BackoffRetryMiddleware:
             ratelimit_times=get_int(settings, "RETRY_RATELIMIT_TIMES", 8, minimum=0),
             policy=BackoffPolicy(base, cap, get_choice(settings, "RETRY_BACKOFF_JITTER", "full", JITTERS)),
             retry_after_max=get_float(settings, "RETRY_AFTER_MAX", 300.0, minimum=0),
+            retry_for=get_float(settings, "RETRY_FOR_SECONDS", 60.0, minimum=0),
         )
 
-    def process_request(self, request: Request) -> Request | None:
+    def process_request(self, request: Request) -> None:
         request.meta.setdefault(FIRST_ATTEMPT_KEY, time.time())
-        if not via_scheduler(request):
-            return None  # a direct engine.download(): it has no scheduler to wait in
-        wait = self.sites.remaining(site_of(request))
-        if wait is None:
-            return None
-        # The site is in a backoff window it asked for: back to the scheduler until it ends.
-        self._stats("retry/held_by_backoff")
-        return send_back(request, time.time() + wait)
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:
         return await self._waited(request, self._on_response(request, response))
@@ -141,7 +137,7 @@ class BackoffRetryMiddleware:
 
     def _retry_error(self, request: Request, reason: str | Exception, status: int | None) -> Request | None:
         retried = get_retry_request(request, spider=self.crawler.spider, reason=reason,
-                                    max_retry_times=request.meta.get("max_retry_times", self.error_times))
+                                    max_retry_times=self._error_budget(request))
         if retried is None:
             self._give_up(request, reason, status, budget="error")
             return None
@@ -149,6 +145,19 @@ class BackoffRetryMiddleware:
         delay = self._policy_for(request).delay(attempt, self.rng, request.meta.get("retry_delay"))
         self._stats("retry/budget/error")
         return self._delayed(retried, delay)
+
+    def _error_budget(self, request: Request) -> int:
+        """``RETRY_TIMES`` (or ``meta["max_retry_times"]``), and more while the request's faults have
+        lasted less than ``RETRY_FOR_SECONDS`` (``meta["retry_for_seconds"]``): a fault that clears
+        within that time costs no data, however many backed-off retries it took."""
+        meta = request.meta
+        if "max_retry_times" in meta:
+            return int(meta["max_retry_times"])
+        retry_for = float(meta.get("retry_for_seconds", self.retry_for))
+        now = time.time()
+        if now - meta.get(FIRST_ATTEMPT_KEY, now) < retry_for:
+            return max(self.error_times, meta.get("retry_times", 0) + 1)
+        return self.error_times
 
     def _retry_ratelimited(self, request: Request, response: Response,
                            header: bytes | None) -> Request | None:

@@ -9,7 +9,7 @@ from scraper.localsite.process import LocalSite
 from tests.helpers import run_crawl
 
 LINE = re.compile(r"Crawled (\d+) pages \(at \d+ pages/min\), scraped (\d+) items \(at \d+ items/min\); "
-                  r"\d+ in flight; \d+ retries pending; 429s \d+%; slots 127\.0\.0\.1 \d+/\d+")
+                  r"\d+ in flight; \d+ retries waiting; \d+ paced starts waiting; 429s \d+% of responses; slots 127\.0\.0\.1 \d+/\d+")
 
 
 def test_progress_line_and_summary(tmp_path: Path) -> None:

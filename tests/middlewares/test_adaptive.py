@@ -110,3 +110,23 @@ def test_a_paced_start_missed_by_far_is_taken_anew() -> None:
     again = ext.process_request(paced(now - 5))  # missed by far: back to wait for a new start
     assert again is not None and again.meta[DELAY_KEY] >= now + 0.5
     assert again.meta[PACED_AT] == again.meta[DELAY_KEY]
+
+
+def test_download_delay_is_honoured_as_a_minimum_gap() -> None:
+    """DOWNLOAD_DELAY was silently ignored while adaptive was on: the slot's own delay (read when the
+    slot is created) is now a minimum gap between starts, paced or not, randomised as Scrapy does."""
+    import time
+    from types import SimpleNamespace
+
+    from scraper.middlewares.adaptive import PACED_AT
+    from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER
+
+    ext = extension()
+    ext.crawler.engine = SimpleNamespace(downloader=SimpleNamespace(get_slot_key=lambda request: "a.test"))
+    ext._slot_delays["a.test"] = (0.5, True)  # DOWNLOAD_DELAY=0.5, RANDOMIZE_DOWNLOAD_DELAY
+    first = ext.process_request(Request("http://a.test/1", meta={VIA_SCHEDULER: True}))
+    assert first is None  # the first start goes at once
+    second = ext.process_request(Request("http://a.test/2", meta={VIA_SCHEDULER: True}))
+    assert second is not None and 0.2 <= second.meta[DELAY_KEY] - time.time() <= 0.8
+    assert second.meta[PACED_AT] == second.meta[DELAY_KEY]
+    assert ext._gap("b.test") == 0  # other slots: no delay, no controller pace

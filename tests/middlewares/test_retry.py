@@ -52,7 +52,7 @@ def delay_of(request: Request) -> float:
 
 
 def test_error_retries_back_off_exponentially_then_give_up_to_a_dead_letter() -> None:
-    mw, letters = middleware(RETRY_TIMES=3), []
+    mw, letters = middleware(RETRY_TIMES=3, RETRY_FOR_SECONDS=0), []
 
     def collect(record):
         letters.append(record)
@@ -97,7 +97,7 @@ def test_garbage_retry_after_falls_back_to_backoff() -> None:
 
 
 def test_rate_limits_and_errors_have_separate_budgets() -> None:
-    mw = middleware(RETRY_TIMES=1, RETRY_RATELIMIT_TIMES=5)
+    mw = middleware(RETRY_TIMES=1, RETRY_RATELIMIT_TIMES=5, RETRY_FOR_SECONDS=0)
     request = Request("http://a.test/x")
     for _ in range(5):  # five polite "come back in 1 s" answers...
         request = respond(mw, request, 429, {"Retry-After": "0"})
@@ -116,17 +116,33 @@ def test_503_with_retry_after_is_a_rate_limit_without_it_an_error() -> None:
     assert error.meta["retry_times"] == 1 and "retry_ratelimit_times" not in error.meta
 
 
-def test_burst_of_429s_is_one_backoff_event_and_pauses_new_requests() -> None:
+def test_burst_of_429s_is_one_backoff_event_and_holds_only_its_own_requests() -> None:
+    """A 429's Retry-After delays that request alone: a site-wide slowdown is the adaptive
+    controller's call (only rate limits beyond the site's background are our load)."""
     mw = middleware()
     delays = [delay_of(respond(mw, Request(f"http://a.test/{i}"), 429, {"Retry-After": "5"}))
               for i in range(30)]
     assert mw.crawler.stats.get_value("retry/backoff_events") == 1
     assert all(4 <= d <= 5.6 for d in delays)
-    held = mw.process_request(scheduled("http://a.test/new"))  # a fresh request for the paused site
-    assert isinstance(held, Request) and held.dont_filter and 4 <= delay_of(held) <= 5.6
-    assert mw.process_request(scheduled("http://b.test/new")) is None  # other sites flow
-    # engine.download() (robots.txt, media) has no scheduler to wait in: never held
-    assert mw.process_request(Request("http://a.test/robots.txt")) is None
+    assert mw.process_request(scheduled("http://a.test/new")) is None  # fresh requests flow
+
+
+def test_errors_are_retried_past_retry_times_while_the_fault_is_younger_than_the_time_budget() -> None:
+    """RETRY_TIMES=2 alone dead-letters a page that fails 3 times in a row, even if the site recovers
+    seconds later; RETRY_FOR_SECONDS keeps retrying (backed off) while the fault is recent."""
+    mw = middleware(RETRY_TIMES=2, RETRY_FOR_SECONDS=60)
+    request = Request("http://a.test/x")
+    mw.process_request(request)
+    for _ in range(6):
+        request = respond(mw, request, 503)
+        assert isinstance(request, Request)
+    assert request.meta["retry_times"] == 6
+    request.meta["retry_first_attempt_at"] -= 61  # the fault has lasted longer than the budget
+    assert isinstance(respond(mw, request, 503), Response)  # given up (and dead-lettered)
+    counted = middleware(RETRY_TIMES=2, RETRY_FOR_SECONDS=60)  # meta max_retry_times: a count only
+    capped = Request("http://a.test/y", meta={"max_retry_times": 1})
+    capped = respond(counted, capped, 503)
+    assert isinstance(capped, Request) and isinstance(respond(counted, capped, 503), Response)
 
 
 def test_direct_downloads_wait_in_the_middleware() -> None:

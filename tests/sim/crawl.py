@@ -1,0 +1,186 @@
+"""A discrete-event simulation of one site's crawl: a slot driven by the adaptive controller (or a
+fixed concurrency, as stock Scrapy), retries, and a modelled site with limits and background faults.
+
+The client behaves like a Scrapy downloader slot driven by the adaptive middleware: at most
+``concurrency`` requests in flight and, when paced, starts spaced by ``delay × uniform(1 ± jitter)``.
+Retries wait out their delay (``Retry-After`` on a 429, else backoff) without holding the slot, and
+go before new requests, as the project's scheduler does. No Scrapy, no reactor, no wall clock: 1 ms
+steps, seeded randomness, so every run is the same.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from scraper.backoff import BackoffPolicy
+from scraper.concurrency import ControllerConfig, SlotController
+from scraper.localsite.faults import unit_hash
+
+STEP = 0.001
+
+
+class Bucket:
+    """A site-wide token bucket: ``rate`` requests/s, ``burst`` stored; beyond it a fast 429 with
+    ``Retry-After: 1``."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.burst = burst if burst is not None else rate
+        self.tokens, self.stamp = self.burst, 0.0
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass
+class Faults:
+    """Background faults, as the local site injects them: a ``share`` of paths fail their first
+    ``times`` requests, each path with one kind (``429`` with ``Retry-After``, ``503``, ``500``,
+    ``drop``), whatever the load."""
+
+    share: float
+    kinds: tuple[str, ...] = ("503", "429", "drop", "500")
+    times: int = 2
+    retry_after: float = 1.0
+    seed: int = 1
+
+    def fault(self, path: int, attempt: int) -> str | None:
+        if attempt >= self.times or unit_hash(self.seed, "fault", path) >= self.share:
+            return None
+        return self.kinds[int(unit_hash(self.seed, "kind", path) * len(self.kinds))]
+
+
+@dataclass
+class Site:
+    """What the crawl talks to: an optional token bucket in front, background faults behind it, then
+    ``workers`` servers taking ``service`` seconds each (FIFO: latency grows with queueing), or a
+    fixed ``latency`` when ``workers`` is 0."""
+
+    bucket: Bucket | None = None
+    faults: Faults | None = None
+    latency: float = 0.01
+    workers: int = 0
+    service: float = 0.0
+    _free: list[float] = field(default_factory=list)
+
+    def answer(self, now: float, path: int, attempt: int) -> tuple[str, float, float | None]:
+        """``(outcome, done at, Retry-After)``; outcome ``ok``, ``limited`` or ``error``."""
+        if self.bucket is not None and not self.bucket.take(now):
+            return "limited", now + 0.002, 1.0
+        fault = self.faults.fault(path, attempt) if self.faults else None
+        if fault == "429":
+            return "limited", now + 0.002, self.faults.retry_after  # type: ignore[union-attr]
+        if fault is not None:
+            return "error", now + 0.002, None
+        if self.workers:
+            if not self._free:
+                self._free = [0.0] * self.workers
+            start = max(now, heapq.heappop(self._free))
+            heapq.heappush(self._free, start + self.service)
+            return "ok", start + self.service, None
+        return "ok", now + self.latency, None
+
+
+@dataclass
+class Run:
+    wall: float = 0.0  # when the last path was done (finite crawls)
+    last_new: float = 0.0  # when the last path was first sent (the crawl's pace, without retry tails)
+    done: int = 0  # paths fetched successfully
+    sent: int = 0
+    limited: int = 0
+    errors: int = 0
+    ok_per_second: Counter[int] = field(default_factory=Counter)
+    limited_per_second: Counter[int] = field(default_factory=Counter)
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (time, latency) of 200s
+    limits: list[tuple[float, int, float]] = field(default_factory=list)  # (time, concurrency, rate)
+    controller: SlotController | None = None
+
+    def goodput(self, start: float, end: float) -> float:
+        return sum(self.ok_per_second[s] for s in range(int(start), int(end))) / (int(end) - int(start))
+
+    def share_limited(self, start: float = 0, end: float = 1e9) -> float:
+        seconds = [s for s in set(self.ok_per_second) | set(self.limited_per_second) if start <= s < end]
+        limited = sum(self.limited_per_second[s] for s in seconds)
+        return limited / max(1, limited + sum(self.ok_per_second[s] for s in seconds))
+
+
+def crawl(site: Site, seconds: float, paths: int | None = None, config: ControllerConfig | None = None,
+          fixed: int | None = None, honour_retry_after: bool = True, seed: int = 1,
+          on_tick: Callable[[float, Site], None] | None = None) -> Run:
+    """Crawl ``paths`` distinct paths (``None``: endless demand) for at most ``seconds``.
+
+    ``fixed``: stock Scrapy instead of the controller: that many requests in flight, retries at once
+    (``honour_retry_after=False``) or after ``Retry-After``/backoff."""
+    rng = random.Random(seed)
+    config = config or ControllerConfig()
+    controller = None if fixed else SlotController(config, now=0.0)
+    policy = BackoffPolicy(0.5, 60.0, "full")
+    run = Run(controller=controller)
+    retries: list[tuple[float, int, int, int]] = []  # (due, seq, path, attempt)
+    completions: list[tuple[float, int, int, int, str, float, float | None]] = []
+    next_path, in_flight, seq, now, next_send, next_window = 0, 0, 0, 0.0, 0.0, config.window
+    concurrency, delay = (fixed, 0.0) if fixed else (controller.decision().concurrency, 0.0)  # type: ignore[union-attr]
+    while now < seconds:
+        if on_tick:
+            on_tick(now, site)
+        while completions and completions[0][0] <= now:
+            _, _, path, attempt, outcome, latency, retry_after = heapq.heappop(completions)
+            in_flight -= 1
+            if controller is not None:
+                controller.record(outcome, latency, in_flight + 1)
+            second = int(now)
+            if outcome == "ok":
+                run.done += 1
+                run.ok_per_second[second] += 1
+                run.latencies.append((now, latency))
+                if paths is not None and run.done == paths:
+                    run.wall = now
+                    return run
+                continue
+            if outcome == "limited":
+                run.limited += 1
+                run.limited_per_second[second] += 1
+            else:
+                run.errors += 1
+            if not honour_retry_after:
+                wait = 0.0
+            elif retry_after is not None:
+                wait = retry_after
+            else:
+                wait = policy.delay(attempt, rng)
+            heapq.heappush(retries, (now + wait, seq, path, attempt + 1))
+            seq += 1
+        while in_flight < concurrency and now >= next_send:
+            if retries and retries[0][0] <= now:
+                _, _, path, attempt = heapq.heappop(retries)
+            elif paths is None or next_path < paths:
+                path, attempt, next_path = next_path, 0, next_path + 1
+                run.last_new = now
+            else:
+                break
+            outcome, done, retry_after = site.answer(now, path, attempt)
+            heapq.heappush(completions, (done, seq, path, attempt, outcome, done - now, retry_after))
+            seq += 1
+            in_flight += 1
+            run.sent += 1
+            if controller is not None:
+                controller.saw_in_flight(in_flight)
+            if delay:
+                next_send = now + delay * rng.uniform(1 - config.pace_jitter, 1 + config.pace_jitter)
+        if controller is not None and now >= next_window:
+            decision = controller.decide(now)
+            concurrency, delay = decision.concurrency, decision.delay
+            run.limits.append((now, concurrency, 1 / delay if delay else 0.0))
+            next_window += config.window
+        now += STEP
+    run.wall = now
+    return run
