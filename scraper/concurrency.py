@@ -32,6 +32,7 @@ FLOOR_MEMORY = 300  # responses: the floor's moving average (of windows without 
 # the rate above the limit.
 VERIFY_MIN = 30
 VERIFY_WINDOWS = 5
+TOOK_HOLD = 0.8  # a cut is judged once the rate sent fell to this share of the rate before it
 PERSIST_FALL = 0.5
 HEADROOM = 2.0  # a paced slot may have rate × best latency × this in flight (Little's law), + 1
 # Probing the paced rate.
@@ -43,6 +44,13 @@ PROBE_MAX = 0.25  # the largest probe step per window
 # it; a rate limit before that cuts back under the old ceiling, none by then makes it stale.
 PROBE_BURST = 0.05
 BURST_WINDOWS = 2.0
+# A slot is flooding a limit (a token bucket's burst ran out) when its recent answers are mostly rate
+# limits: a moving share over about RECENT answers at or above FLOOD_SHARE, with at least URGENT rate
+# limits in the window beyond the floor. Unpaced, it is held until the window's decision instead of
+# sending hundreds more into the limit; paced, its rate is halved at once.
+RECENT = 8
+FLOOD_SHARE = 0.75
+URGENT = 8
 ERRORS_STILL_GROWING = 0.5  # a fully used window with errors still grows by 1 if fewer failed than this
 
 
@@ -133,7 +141,9 @@ class _Run:
 
     rate: float  # requests/s sent when the run began
     share: float  # its share of rate limits
+    sent: float  # requests/s sent before the cut being judged (the run's rate, then the first cut's)
     undo: tuple[float, float, float | None, float | None, bool]  # limit, threshold, rate, ceiling, confirmed
+    accepted: float = 0.0  # requests/s the site accepted after the first cut (set by the test cut)
     cuts: int = 1
     after: _Counts = field(default_factory=_Counts)  # responses since the last cut
     windows: int = 0
@@ -158,11 +168,14 @@ class SlotController:
         self._overshoot = 0.0  # requests sent past a confirmed ceiling while probing it
         self._window = _Window()
         self._window_start = now
+        self._recent_share = 0.0  # moving share of rate limits over about RECENT answers
         self._best: deque[float] = deque(maxlen=config.best_windows)
         self.latency_p50 = 0.0
         self.latency_p95 = 0.0
         self.requests = 0
         self.rate_limited = 0
+        self.action = ""  # what this window did so far, for the debug log
+        self.last_action = ""  # what the last decision did
         self.cuts = 0  # rate-limit cuts
         self.undone = 0  # runs of cuts undone: their rate limits were background
 
@@ -173,6 +186,7 @@ class SlotController:
         window = self._window
         window.max_in_flight = max(window.max_in_flight, in_flight)
         self.requests += 1
+        self._recent_share += ((outcome == "limited") - self._recent_share) / RECENT
         if outcome == "limited":
             window.limited += 1
             self.rate_limited += 1
@@ -182,13 +196,36 @@ class SlotController:
             window.ok += 1
             if latency is not None:
                 window.latencies.append(latency)
-            if self.slow_start and not window.errors and in_flight + 1 >= int(self.limit) \
+            if self.slow_start and window.errors < ERRORS_STILL_GROWING * window.total \
+                    and in_flight + 1 >= int(self.limit) \
                     and not self.floor.excess(window.limited, window.total):
                 self.limit = min(self.threshold, self.limit + 1)
 
     @property
     def slow_start(self) -> bool:
         return self.rate is None and self.limit < self.threshold
+
+    @property
+    def flooding(self) -> bool:
+        """Recent answers are mostly rate limits, more than the floor explains (see FLOOD_SHARE)."""
+        window = self._window
+        return (self._recent_share >= max(FLOOD_SHARE, self.floor.share + MARGIN) and window.limited >= URGENT
+                and self.floor.excess(window.limited, window.total) > 0)
+
+    def flood(self) -> bool:
+        """Act on a flood at once: a paced slot halves its rate (True: the mechanism voids starts
+        booked at the old pace); an unpaced one is left to the window's decision (False: the
+        mechanism holds the slot until then)."""
+        self._recent_share = 0.0
+        if self.rate is None:
+            return False
+        self.rate = max(0.1, self.rate * PERSIST_FALL)
+        self.action += " flood: rate halved;"
+        return True
+
+    def window_left(self, now: float) -> float:
+        """Seconds until this window's decision is due."""
+        return max(0.0, self._window_start + self.config.window - now)
 
     def saw_in_flight(self, in_flight: int) -> None:
         self._window.max_in_flight = max(self._window.max_in_flight, in_flight)
@@ -198,8 +235,10 @@ class SlotController:
         window = self._window
         window.seconds = max(now - self._window_start, 1e-6)
         self._window, self._window_start = _Window(), now
+        self.action = f"{self.action} ok={window.ok} limited={window.limited} errors={window.errors}".lstrip()
         if not self._rate_limits(window):
             self._errors_and_latency(window)
+        self.action, self.last_action = "", self.action
         if self.rate is not None and self._best:  # enough in flight to carry the pace
             needed = self.rate * min(self._best) * HEADROOM + 1
             self.limit = max(self.limit, min(float(self.config.max_concurrency), needed))
@@ -222,9 +261,11 @@ class SlotController:
         if not excess:
             return False
         recent.clear()
-        self._run = _Run(evidence.total / evidence.seconds, evidence.limited / evidence.total,
+        sent = evidence.total / evidence.seconds
+        self._run = _Run(sent, evidence.limited / evidence.total, sent,
                          (self.limit, self.threshold, self.rate, self.ceiling, self._confirmed))
         self._cut(accepted=max(0.1, (evidence.total - excess) / evidence.seconds))
+        self.action += f" -> excess {excess}: cut"
         return True
 
     def _judge(self, run: _Run, counts: _Counts) -> bool:
@@ -234,19 +275,35 @@ class SlotController:
         if after.total < VERIFY_MIN and run.windows < VERIFY_WINDOWS:
             return True  # hold the rate until the verdict
         share = after.limited / max(1, after.total)
-        if share < (run.share + self.floor.share) / 2:  # fell towards the floor: our load
+        fell = share < (run.share + self.floor.share) / 2
+        sent = after.total / after.seconds  # the pace took hold: the rate fell, or is met
+        slowed = sent <= TOOK_HOLD * run.sent or (self.rate is not None and sent <= 1.1 * self.rate)
+        if not fell and not slowed and run.windows < VERIFY_WINDOWS:
+            run.after = _Counts()  # the pace has not taken hold yet (starts booked before the cut)
+            return True
+        if fell or not slowed:  # fell towards the floor: our load (never slowed: keep the cut)
             self._run = None
-            self.floor.learn(after.limited, after.total)  # what is left under the limit is background
+            if fell:  # what is left under the limit is the site's background
+                self.floor.learn(after.limited, after.total)
+            if run.cuts == 2 and self.rate is not None:  # the limit is between the two cuts: pace
+                self.ceiling = run.accepted  # at what the site accepted after the first
+                self._confirmed = True
+                self.rate = max(self.rate, self.config.rate_decrease * run.accepted)
+            self.action += " -> the cut stands (load)"
             return False
         if run.cuts == 1:  # persisted: test it at a rate cut again, by half
             assert self.rate is not None
-            self.rate = max(0.1, PERSIST_FALL * self.rate)
-            run.cuts, run.after, run.windows = 2, _Counts(), 0
+            self.rate = max(0.1, PERSIST_FALL * min(self.rate, sent))
+            excess = max(0.0, after.limited - self.floor.share * after.total)
+            run.accepted = max(0.1, (after.total - excess) / after.seconds)
+            run.cuts, run.sent, run.after, run.windows = 2, sent, _Counts(), 0
+            self.action += " -> 429s persisted: test cut"
             return True
         self.floor.raise_to(share)  # persisted at half the rate: the site's background
         self.limit, self.threshold, self.rate, self.ceiling, self._confirmed = run.undo
         self._run = None
         self.undone += 1
+        self.action += f" -> 429s persisted: background {share:.2f}, cuts undone"
         return True
 
     def _learn(self, counts: _Counts) -> None:
@@ -278,7 +335,9 @@ class SlotController:
 
     def _errors_and_latency(self, window: _Window) -> None:
         cfg = self.config
-        used = window.max_in_flight >= math.floor(self.limit) or self._pacing_bound(window)
+        gradient = self._latency_gradient(window)
+        full = window.max_in_flight >= math.floor(self.limit)  # concurrency binds
+        paced = self._pacing_bound(window)  # the pace binds
         if window.errors:
             # DCTCP-like: cut in proportion to the window's share of errors (× error_decrease when
             # all failed), and keep growing while most requests succeed. A site that fails a steady
@@ -286,21 +345,20 @@ class SlotController:
             # ~16) instead of being cut every window down to the floor.
             share = window.errors / window.total
             self.limit = max(cfg.min_concurrency, self.limit * (1 - (1 - cfg.error_decrease) * share))
-            if share < ERRORS_STILL_GROWING:  # grow what binds, as in an error-free window
-                if self.rate is not None and self._pacing_bound(window):
-                    self._probe(window.seconds)
-                elif used:
-                    self.limit = min(cfg.max_concurrency, self.limit + 1)
             self.threshold = self.limit
-        elif window.ok or window.limited:
-            gradient = self._latency_gradient(window)
-            if gradient < 1:
-                self.limit = max(cfg.min_concurrency, self.limit * gradient)
-                self.threshold = self.limit
-            elif self.rate is not None and self._pacing_bound(window):
-                self._probe(window.seconds)  # the rate binds: probe it, leave concurrency be
-            elif used and not self.slow_start:  # in slow start, successes grow it (record)
-                self.limit = min(cfg.max_concurrency, self.limit + 1)
+            if share >= ERRORS_STILL_GROWING:
+                return
+        elif gradient < 1:
+            self.limit = max(cfg.min_concurrency, self.limit * gradient)
+            self.threshold = self.limit
+            return
+        elif self.slow_start:  # successes grow it (record)
+            return
+        # grow what binds: the pace, the concurrency, or both (a pace the concurrency cannot carry)
+        if paced:
+            self._probe(window.seconds)
+        if full:
+            self.limit = min(cfg.max_concurrency, self.limit + 1)
 
     def _probe(self, seconds: float) -> None:
         """Raise a paced rate that binds. Under a confirmed ceiling: by ``rate_probe`` a window near

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 OVERLOADED = frozenset({500, 502, 503, 504, 522, 524})
 SLOT_KEY = "download_slot"
 PACED_AT = "adaptive_paced_at"  # the start time a paced request was given
+PACED_EPOCH = "adaptive_paced_epoch"  # the slot's pace epoch it was given in (a slower pace voids it)
 RESERVE_WINDOWS = 2  # paced starts are promised at most this many decision windows ahead
 LATE_GAPS, LATE_MIN = 2, 0.1  # a paced start missed by more than max(2 gaps, 0.1 s) is taken anew
 
@@ -67,9 +68,11 @@ class AdaptiveConcurrencyMiddleware:
         self.rng = rng or random.Random()
         self.controllers: dict[str, SlotController] = {}
         self._next_start: dict[str, float] = {}  # per-site virtual clock of paced starts
-        # each slot's own delay (DOWNLOAD_DELAY and friends) and RANDOMIZE_DOWNLOAD_DELAY, read when
-        # the slot is created; the slot's delay itself is set to 0, pacing here honours it instead
-        self._slot_delays: dict[str, tuple[float, bool]] = {}
+        self._held: dict[str, float] = {}  # slots flooding a limit: no new start until (epoch s)
+        self._epoch: dict[str, int] = {}  # per-site count of pace cuts: starts booked before one are void
+        # each slot's own delay (DOWNLOAD_DELAY and friends) and jitter (RANDOMIZE_DOWNLOAD_DELAY: ±50%),
+        # read when the slot is created; the slot's delay is then set to 0: pacing here honours it
+        self._slot_delays: dict[str, tuple[float, float]] = {}
         self._answered: set[int] = set()  # ids of requests that got a response
         self._loop: AsyncioLoopingCall | None = None
         self._last_log = time.monotonic()
@@ -107,8 +110,14 @@ class AdaptiveConcurrencyMiddleware:
         if meta.get("dont_adapt") or not via_scheduler(request):
             return None  # opted out, or a direct engine.download() with no scheduler to wait in
         now = time.time()
-        reserved = meta.pop(PACED_AT, None)
         key = self.crawler.engine.downloader.get_slot_key(request)
+        reserved = meta.pop(PACED_AT, None)
+        if meta.pop(PACED_EPOCH, 0) != self._epoch.get(key, 0):
+            reserved = None  # booked at a faster pace than today's: void
+        held = self._held.get(key)
+        if held is not None and now < held:  # flooding a limit: wait for the window's decision
+            self._stats("adaptive/held")
+            return send_back(request, held + self.rng.uniform(0, 0.05), "paced")
         gap = self._gap(key)
         if not gap:
             return None
@@ -129,20 +138,19 @@ class AdaptiveConcurrencyMiddleware:
         if start <= now:
             return None
         self._stats("adaptive/paced")
-        return send_back(request, start, "paced", **{PACED_AT: start})
+        return send_back(request, start, "paced", **{PACED_AT: start, PACED_EPOCH: self._epoch.get(key, 0)})
 
     def _gap(self, key: str) -> float:
         """Seconds between starts in the slot: the controller's pace, and never less than the slot's
         own delay (``DOWNLOAD_DELAY``, a spider's ``download_delay``, ``DOWNLOAD_SLOTS``)."""
         controller = self.controllers.get(key)
         paced = 1.0 / controller.rate if controller is not None and controller.rate else 0.0
-        return max(paced, self._slot_delays.get(key, (0.0, False))[0])
+        return max(paced, self._slot_delays.get(key, (0.0, 0.0))[0])
 
     def _jittered(self, key: str, gap: float) -> float:
-        delay, randomize = self._slot_delays.get(key, (0.0, False))
-        if randomize and gap <= delay:  # the slot's own delay binds: Scrapy's 0.5-1.5x randomisation
-            return gap * self.rng.uniform(0.5, 1.5)
-        jitter = self.config.pace_jitter
+        delay, jitter = self._slot_delays.get(key, (0.0, 0.0))
+        if gap > delay or not jitter:  # the pace binds, or the slot's delay is not randomised
+            jitter = self.config.pace_jitter
         return gap * self.rng.uniform(1 - jitter, 1 + jitter)
 
     def _stats(self, key: str) -> None:
@@ -158,7 +166,7 @@ class AdaptiveConcurrencyMiddleware:
         controller = self.controllers[key] = SlotController(self.config, time.monotonic())
         slot = self._slot(key)
         if slot is not None:
-            self._slot_delays[key] = (float(slot.delay), bool(slot.randomize_delay))
+            self._slot_delays[key] = (float(slot.delay), float(getattr(slot, "jitter", 0.0)))
             self._apply(slot, controller)  # slow start before the slot's first transfer
 
     def downloaded(self, response: Response, request: Request) -> None:
@@ -176,6 +184,12 @@ class AdaptiveConcurrencyMiddleware:
             outcome = "ok"
         before = int(controller.limit)
         controller.record(outcome, request.meta.get("download_latency"), self._in_flight(request))
+        if outcome == "limited" and controller.flooding:
+            key = request.meta.get(SLOT_KEY, "")
+            if controller.flood():  # paced, and the pace halved: starts booked at the old one are void
+                self._void_bookings(key)
+            else:  # unpaced: no new start until the window's decision
+                self._held[key] = time.time() + controller.window_left(time.monotonic())
         if int(controller.limit) != before:  # slow start grows per success: apply now
             slot = self._slot(request.meta.get(SLOT_KEY, ""))
             if slot is not None:
@@ -195,7 +209,14 @@ class AdaptiveConcurrencyMiddleware:
     def tick(self) -> None:
         now = time.monotonic()
         for key, controller in self.controllers.items():
+            before = controller.decision().delay
             decision = controller.decide(now)
+            self._held.pop(key, None)
+            if decision.delay > before:  # a slower pace applies at once
+                self._void_bookings(key)
+            logger.debug("Adaptive %s: %s; c=%s rate=%s floor=%.3f", key, controller.last_action,
+                         decision.concurrency, f"{1 / decision.delay:.1f}/s" if decision.delay else "unpaced",
+                         controller.floor.share)
             slot = self._slot(key)
             if slot is not None:
                 self._apply(slot, controller, decision.concurrency, decision.delay)
@@ -203,6 +224,11 @@ class AdaptiveConcurrencyMiddleware:
         if self.log_interval and now - self._last_log >= self.log_interval:
             self._last_log = now
             self._log_busiest()
+
+    def _void_bookings(self, key: str) -> None:
+        """Starts booked at an older, faster pace are void: they are given new ones."""
+        self._epoch[key] = self._epoch.get(key, 0) + 1
+        self._next_start.pop(key, None)
 
     def _apply(self, slot: Any, controller: SlotController, concurrency: int | None = None,
                delay: float | None = None) -> None:

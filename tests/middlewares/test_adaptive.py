@@ -123,10 +123,23 @@ def test_download_delay_is_honoured_as_a_minimum_gap() -> None:
 
     ext = extension()
     ext.crawler.engine = SimpleNamespace(downloader=SimpleNamespace(get_slot_key=lambda request: "a.test"))
-    ext._slot_delays["a.test"] = (0.5, True)  # DOWNLOAD_DELAY=0.5, RANDOMIZE_DOWNLOAD_DELAY
+    ext._slot_delays["a.test"] = (0.5, 0.5)  # DOWNLOAD_DELAY=0.5, RANDOMIZE_DOWNLOAD_DELAY (±50%)
     first = ext.process_request(Request("http://a.test/1", meta={VIA_SCHEDULER: True}))
     assert first is None  # the first start goes at once
     second = ext.process_request(Request("http://a.test/2", meta={VIA_SCHEDULER: True}))
     assert second is not None and 0.2 <= second.meta[DELAY_KEY] - time.time() <= 0.8
     assert second.meta[PACED_AT] == second.meta[DELAY_KEY]
     assert ext._gap("b.test") == 0  # other slots: no delay, no controller pace
+
+
+def test_download_delay_spaces_a_real_crawl(tmp_path: Path) -> None:
+    """End to end: DOWNLOAD_DELAY=0.1 on 43 requests spreads them over 4 s or more (adaptive on; it
+    used to set the slot's delay to 0 and crawl them in half a second)."""
+    with LocalSite(books=40, seed=67) as site:
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
+                           "-s", "DOWNLOAD_DELAY=0.1", "-s", "RANDOMIZE_DOWNLOAD_DELAY=False")
+        timeline = site.stats(timeline=True)["timeline"]
+    assert result.returncode == 0, result.log[-3000:]
+    assert len(result.rows()) == 40
+    seconds = sorted(int(second) for second in timeline)
+    assert seconds[-1] - seconds[0] >= 3, timeline
