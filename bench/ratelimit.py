@@ -1,105 +1,218 @@
-"""Adaptive concurrency vs AutoThrottle vs fixed concurrency, on the local rate-limited site.
+"""Adaptive concurrency on six kinds of site, end to end: whole crawl processes against the local site.
 
-Every variant crawls the same local site (token bucket of R requests/s answering 429 + Retry-After
-beyond it) with the same spider and stack; only the concurrency control differs. Measured at the
-server, per second: goodput (200s/s) as a fraction of R and the 429 share, both after a warm-up, and
-the time until the 3-second rolling goodput first reaches 0.9 R. Then, on the same site without a
-rate limit, pages/s of ours vs the same stack with adaptive concurrency off (CONCURRENT_REQUESTS 16,
-8 per domain: Scrapy's defaults; only the concurrency control differs) and vs Scrapy's defaults
-throughout (``bench.crawl``'s ``stock``: none of our components, CONCURRENT_ITEMS 100).
-Run: ``python -m bench.ratelimit [--rate 40] [--books 600] [--repeats 1]``.
+Every scenario is crawled by every variant, alternating (median of ``--repeats``), and reported in one
+table: ours; stock Scrapy that only retries (``bench.crawl``'s stock spider with ``RETRY_TIMES=5`` and
+429 in ``RETRY_HTTP_CODES``); and our stack with adaptive concurrency off under AutoThrottle, a fixed 8
+and a fixed 64 requests in flight (only the concurrency control differs). The targets (the ``target``
+column) are ours; each is checked against figures measured in the same run. Scenarios:
+
+1. ``flaky``: no limit, 25% of paths fail twice (503, 429 + ``Retry-After: 1``, drop, 500).
+2. ``flaky+bucket``: the same faults behind a 40/s token bucket.
+3. ``bucket``: a pure 40/s token bucket.
+4. ``capacity``: a token bucket at 20/s, 60/s from 30 s, 20/s again from 60 s.
+5. ``per-path 429``: 30% of paths answer 429 + ``Retry-After: 1`` three times, whatever the rate.
+6. ``slows under load``: 4 requests served at once, 50 ms each; more queue.
+
+Run: ``python -m bench.ratelimit [--repeats 1] [--only flaky,bucket]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from bench.common import alternate, report
+import pyarrow.dataset as ds
+
+from bench.common import alternate_runs, report
 from bench.crawl import STOCK as SCRAPY_DEFAULTS
 from scraper.localsite.process import LocalSite
 
 ROOT = Path(__file__).resolve().parent.parent
-WARMUP = 5  # seconds excluded from the steady-state figures
-
+WARMUP = 5  # seconds excluded from steady-state figures
 OURS: list[str] = []
-STOCK = ["-s", "ADAPTIVE_CONCURRENCY_ENABLED=False"]
+ADAPTIVE_OFF = ["-s", "ADAPTIVE_CONCURRENCY_ENABLED=False"]
 VARIANTS = {
     "adaptive (ours)": OURS,
-    "AutoThrottle defaults": [*STOCK, "-s", "AUTOTHROTTLE_ENABLED=True"],
-    "AutoThrottle target 8": [*STOCK, "-s", "AUTOTHROTTLE_ENABLED=True",
-                              "-s", "AUTOTHROTTLE_TARGET_CONCURRENCY=8"],
-    "fixed 8": [*STOCK, "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=8"],
-    "fixed 64": [*STOCK, "-s", "CONCURRENT_REQUESTS=64", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=64"],
+    "stock + retries": [*SCRAPY_DEFAULTS, "-s", "RETRY_TIMES=5",
+                        "-s", "RETRY_HTTP_CODES=500,502,503,504,522,524,408,429"],
+    "AutoThrottle": [*ADAPTIVE_OFF, "-s", "AUTOTHROTTLE_ENABLED=True"],
+    "fixed 8": [*ADAPTIVE_OFF, "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=8"],
+    "fixed 64": [*ADAPTIVE_OFF, "-s", "CONCURRENT_REQUESTS=64", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=64"],
+}
+FAULTS = dict(fault_rate=0.25, fault_kinds=["503", "429", "drop", "500"], fault_times=2, fault_retry_after=1)
+# every knob a scenario may set, at its default: each run starts from these
+BASE = dict(rate_limit=0, burst=0, fault_rate=0.0, fault_kinds=["500", "503", "429", "drop"], fault_times=1,
+            fault_retry_after=1.0, workers=0, latency_ms=0.0)
+
+
+@dataclass
+class Scenario:
+    site: dict[str, Any]
+    books: int = 1000
+    controls: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # (after s, knobs)
+    timeout: float = 600
+
+
+SCENARIOS = {
+    "flaky": Scenario(dict(FAULTS)),
+    "flaky+bucket": Scenario(dict(FAULTS, rate_limit=40, burst=40)),
+    "bucket": Scenario(dict(rate_limit=40, burst=40), books=1000),
+    "capacity": Scenario(dict(rate_limit=20, burst=20), books=3000,
+                         controls=[(30, {"rate_limit": 60, "burst": 60}), (60, {"rate_limit": 20, "burst": 20})]),
+    "per-path 429": Scenario(dict(fault_rate=0.3, fault_kinds=["429"], fault_times=3, fault_retry_after=1)),
+    "slows under load": Scenario(dict(workers=4, latency_ms=50)),
 }
 
 
-def crawl(site: LocalSite, args: list[str]) -> float:
+def crawl(site: LocalSite, scenario: Scenario, args: list[str]) -> dict[str, Any]:
+    """One whole crawl process; the site's counters are reset first and read after."""
+    site.reset()
+    site.control(**{**BASE, **scenario.site})
+    timers = [threading.Timer(after, site.control, kwargs=changes) for after, changes in scenario.controls]
     with tempfile.TemporaryDirectory() as out:
         argv = [sys.executable, "-m", "scrapy", "crawl", "books", "-a", f"start_url={site.url}",
                 "-s", f"PARQUET_URI={out}", "-s", "LOG_LEVEL=WARNING", *args]
         started = time.perf_counter()
-        subprocess.run(argv, cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return time.perf_counter() - started
+        for timer in timers:
+            timer.start()
+        try:
+            subprocess.run(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=scenario.timeout,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        except subprocess.TimeoutExpired:
+            pass
+        wall = time.perf_counter() - started
+        for timer in timers:
+            timer.cancel()
+        try:
+            rows = ds.dataset(out, format="parquet").count_rows()
+        except (OSError, ValueError):  # nothing written
+            rows = 0
+    stats = site.stats(timeline=True, firsts=True)
+    timeline = {int(s): {int(k): v for k, v in counts.items()} for s, counts in stats["timeline"].items()}
+    return {"rows": rows, "wall_s": wall, "requests": stats["requests"], "timeline": timeline,
+            "first_pace": stats["first_requests"]["paths"] / max(1e-9, stats["first_requests"]["span_s"]),
+            "latency_p50_ms": stats.get("latency_p50_ms", 0.0)}
 
 
-def rate_limited_run(site: LocalSite, rate: float, args: list[str]) -> dict[str, float]:
-    site.reset()
-    wall = crawl(site, args)
-    timeline = site.stats(timeline=True)["timeline"]
-    seconds = sorted(int(s) for s in timeline)
-    first, last = seconds[0], seconds[-1]
-    ok = {s: int(timeline.get(str(s), {}).get("200", 0)) for s in range(first, last + 1)}
-    limited = {s: int(timeline.get(str(s), {}).get("429", 0)) for s in range(first, last + 1)}
-    steady = range(first + WARMUP, last)  # the last second is partial
-    ok_steady = sum(ok[s] for s in steady)
-    limited_steady = sum(limited[s] for s in steady)
-    converge = next((s - first for s in range(first, last - 2)
-                     if sum(ok[s + i] for i in range(3)) / 3 >= 0.9 * rate), float("nan"))
-    return {"goodput_of_R": ok_steady / max(1, len(steady)) / rate,
-            "share_429": limited_steady / max(1, ok_steady + limited_steady),
-            "converge_s": converge, "wall_s": wall}
+def per_second(run: dict[str, Any], status: int) -> list[int]:
+    timeline = run["timeline"]
+    if not timeline:
+        return []
+    return [timeline.get(s, {}).get(status, 0) for s in range(min(timeline), max(timeline) + 1)]
+
+
+def share_429(run: dict[str, Any], start: int = 0, end: int | None = None) -> float:
+    ok, limited = per_second(run, 200)[start:end], per_second(run, 429)[start:end]
+    return sum(limited) / max(1, sum(limited) + sum(ok))
+
+
+def reached(values: list[float], start: int, test: Callable[[float], bool]) -> float:
+    """Seconds from ``start`` until a 3-second rolling mean first passes ``test`` (nan: never)."""
+    for s in range(start, len(values) - 2):
+        if test(sum(values[s:s + 3]) / 3):
+            return float(s - start)
+    return float("nan")
+
+
+def figures(name: str, run: dict[str, Any]) -> dict[str, float]:
+    ok = per_second(run, 200)
+    out = {"rows": run["rows"], "wall s": run["wall_s"], "429 share": share_429(run)}
+    if name in ("bucket", "flaky+bucket"):
+        steady = ok[WARMUP:-1]
+        out["goodput / R"] = sum(steady) / max(1, len(steady)) / 40
+        out["429 share after warm-up"] = share_429(run, WARMUP, -1)
+    if name == "capacity":
+        out["up: s to 0.9x60"] = reached(ok, 30, lambda v: v >= 0.9 * 60)
+        limited = per_second(run, 429)
+        shares = [limited[s] / max(1, limited[s] + ok[s]) for s in range(len(ok))]
+        out["down: s to <=22/s, <=5% 429s"] = reached(
+            [float(ok[s] <= 22 and shares[s] <= 0.05) for s in range(len(ok))], 60, lambda v: v >= 1)
+    if name == "per-path 429":
+        out["first-request pace /s"] = run["first_pace"]
+    if name == "slows under load":
+        out["pages/s"] = sum(ok) / max(1, len(ok))
+        out["server p50 ms"] = run["latency_p50_ms"]
+    out["requests"] = run["requests"]
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rate", type=float, default=40.0)
-    parser.add_argument("--books", type=int, default=600)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--fast-books", type=int, default=1000)
-    parser.add_argument("--fast-repeats", type=int, default=3)
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
     args = parser.parse_args()
+    names = [n for n in SCENARIOS if not args.only or n in args.only.split(",")]
+    rows: list[dict[str, Any]] = []
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    with LocalSite(books=max(s.books for s in SCENARIOS.values()), seed=5) as big, \
+            LocalSite(books=1000, seed=5) as site:
+        for name in names:
+            scenario = SCENARIOS[name]
+            target = big if scenario.books > 1000 else site
+            variants = {variant: (lambda a=a, n=name: figures(n, crawl(target, SCENARIOS[n], a)))
+                        for variant, a in VARIANTS.items()}
+            if name == "per-path 429":  # the same crawl without the faults: the pace to keep
+                clean = Scenario({})
+                variants["ours, no faults (baseline)"] = lambda: figures(name, crawl(site, clean, OURS))
+            runs = alternate_runs(variants, args.repeats)
+            results[name] = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in runs.items()}
+    checks = targets(results)
+    for name, by_variant in results.items():
+        for variant, figs in by_variant.items():
+            row = {"scenario": name, "variant": variant, "rows": int(figs["rows"]), "wall s": figs["wall s"],
+                   "429 share": figs["429 share"],
+                   "more": ", ".join(f"{k} {v:.2f}" for k, v in figs.items()
+                                     if k not in ("rows", "wall s", "429 share", "requests")),
+                   "target (ours)": checks.get(name, "") if variant == "adaptive (ours)" else ""}
+            rows.append(row)
+    report("ratelimit", f"Adaptive concurrency, six scenarios, median of {args.repeats} alternating run(s)",
+           rows, {"targets met": sum(c.endswith("PASS") for c in checks.values()), "of": len(checks)})
 
-    with LocalSite(books=args.books, seed=3, rate_limit=args.rate, burst=int(args.rate)) as site:
-        results = alternate({name: (lambda a=a: rate_limited_run(site, args.rate, a))
-                             for name, a in VARIANTS.items()}, args.repeats)
-    rows = [{"variant": name, "goodput / R": r["goodput_of_R"], "429 share": r["share_429"],
-             "converge s": r["converge_s"], "wall s": r["wall_s"]} for name, r in results.items()]
-    report("ratelimit", f"Rate-limited site: R = {args.rate:g} req/s (burst {int(args.rate)}), "
-           f"{args.books} books, steady state after {WARMUP} s, median of {args.repeats}", rows,
-           {"target": "goodput >= 0.95 R with 429 share <= 2% after warm-up"})
 
-    with LocalSite(books=args.fast_books, seed=4) as fast:
-        pages = args.fast_books + -(-args.fast_books // 20) + 1
-        speed = alternate({
-            "adaptive (ours)": lambda: {"pages_per_s": pages / crawl(fast, OURS)},
-            "adaptive off (stock concurrency)": lambda: {"pages_per_s": pages / crawl(fast, STOCK)},
-            "Scrapy defaults throughout": lambda: {"pages_per_s": pages / crawl(fast, SCRAPY_DEFAULTS)},
-        }, args.fast_repeats)
-    base = speed["adaptive off (stock concurrency)"]["pages_per_s"]
-    defaults = speed["Scrapy defaults throughout"]["pages_per_s"]
-    report("unthrottled", f"Unthrottled local site, {args.fast_books} books, whole process, "
-           f"median of {args.fast_repeats} alternating runs",
-           [{"variant": name, "pages/s": r["pages_per_s"], "vs adaptive off": r["pages_per_s"] / base,
-             "vs Scrapy defaults": r["pages_per_s"] / defaults}
-            for name, r in speed.items()],
-           {"target": "adaptive >= stock Scrapy at its default settings (1.0x 'vs Scrapy defaults')"})
+def targets(results: dict[str, dict[str, dict[str, float]]]) -> dict[str, str]:
+    """Each scenario's target for ours, checked against figures from the same run."""
+    ours = {name: figs["adaptive (ours)"] for name, figs in results.items()}
+    checks: dict[str, tuple[str, bool]] = {}
+    if "flaky" in results:
+        stock = results["flaky"]["stock + retries"]["wall s"]
+        wall = ours["flaky"]["wall s"]
+        checks["flaky"] = (f"wall {wall / stock:.2f}x stock+retries <= 1.2, rows 1000",
+                           wall <= 1.2 * stock and ours["flaky"]["rows"] == 1000)
+    if "flaky+bucket" in results and "flaky" in results:
+        needed = ours["flaky"]["requests"]  # the same faults, no limit: every request got a token
+        wall = ours["flaky+bucket"]["wall s"]
+        checks["flaky+bucket"] = (f"wall {wall / (needed / 40):.2f}x (requests needed / R) <= 1.5, rows 1000",
+                                  wall <= 1.5 * needed / 40 and ours["flaky+bucket"]["rows"] == 1000)
+    if "bucket" in results:
+        b = ours["bucket"]
+        checks["bucket"] = (f"goodput {b['goodput / R']:.2f} R >= 0.95, 429s {b['429 share after warm-up']:.1%} <= 2%",
+                            b["goodput / R"] >= 0.95 and b["429 share after warm-up"] <= 0.02)
+    if "capacity" in results:
+        c = ours["capacity"]
+        up, down = c["up: s to 0.9x60"], c["down: s to <=22/s, <=5% 429s"]
+        checks["capacity"] = (f"up {up:.0f} s, down {down:.0f} s <= 30; 429s {c['429 share']:.1%} <= 5%",
+                              up <= 30 and down <= 30 and c["429 share"] <= 0.05)
+    if "per-path 429" in results:
+        pace = ours["per-path 429"]["first-request pace /s"]
+        clean = results["per-path 429"]["ours, no faults (baseline)"]["first-request pace /s"]
+        checks["per-path 429"] = (f"pace {pace / clean:.2f}x the same crawl without faults >= 0.8",
+                                  pace >= 0.8 * clean)
+    if "slows under load" in results:
+        s = ours["slows under load"]
+        checks["slows under load"] = (f"{s['pages/s']:.0f} pages/s >= 0.85 x 80, server p50 "
+                                      f"{s['server p50 ms']:.0f} ms <= 100",
+                                      s["pages/s"] >= 0.85 * 80 and s["server p50 ms"] <= 100)
+    return {name: f"{text}: {'PASS' if ok else 'FAIL'}" for name, (text, ok) in checks.items()}
 
 
 if __name__ == "__main__":

@@ -144,6 +144,7 @@ class _Run:
     sent: float  # requests/s sent before the cut being judged (the run's rate, then the first cut's)
     undo: tuple[float, float, float | None, float | None, bool]  # limit, threshold, rate, ceiling, confirmed
     accepted: float = 0.0  # requests/s the site accepted after the first cut (set by the test cut)
+    min_windows: int = 1  # 2 after a flood: the pause let a token bucket refill, the next window hides it
     cuts: int = 1
     after: _Counts = field(default_factory=_Counts)  # responses since the last cut
     windows: int = 0
@@ -169,6 +170,7 @@ class SlotController:
         self._window = _Window()
         self._window_start = now
         self._recent_share = 0.0  # moving share of rate limits over about RECENT answers
+        self._flooded = False  # this window flooded a limit
         self._best: deque[float] = deque(maxlen=config.best_windows)
         self.latency_p50 = 0.0
         self.latency_p95 = 0.0
@@ -217,6 +219,7 @@ class SlotController:
         booked at the old pace); an unpaced one is left to the window's decision (False: the
         mechanism holds the slot until then)."""
         self._recent_share = 0.0
+        self._flooded = True
         if self.rate is None:
             return False
         self.rate = max(0.1, self.rate * PERSIST_FALL)
@@ -238,6 +241,7 @@ class SlotController:
         self.action = f"{self.action} ok={window.ok} limited={window.limited} errors={window.errors}".lstrip()
         if not self._rate_limits(window):
             self._errors_and_latency(window)
+        self._flooded = False
         self.action, self.last_action = "", self.action
         if self.rate is not None and self._best:  # enough in flight to carry the pace
             needed = self.rate * min(self._best) * HEADROOM + 1
@@ -261,9 +265,14 @@ class SlotController:
         if not excess:
             return False
         recent.clear()
+        return self._start_run(evidence, excess)
+
+    def _start_run(self, evidence: _Counts, excess: int) -> bool:
+        """Cut for ``excess`` rate limits in ``evidence``, and judge the cut in the next windows."""
         sent = evidence.total / evidence.seconds
         self._run = _Run(sent, evidence.limited / evidence.total, sent,
-                         (self.limit, self.threshold, self.rate, self.ceiling, self._confirmed))
+                         (self.limit, self.threshold, self.rate, self.ceiling, self._confirmed),
+                         min_windows=2 if self._flooded else 1)
         self._cut(accepted=max(0.1, (evidence.total - excess) / evidence.seconds))
         self.action += f" -> excess {excess}: cut"
         return True
@@ -272,7 +281,7 @@ class SlotController:
         run.after.add(counts)
         run.windows += 1
         after = run.after
-        if after.total < VERIFY_MIN and run.windows < VERIFY_WINDOWS:
+        if (after.total < VERIFY_MIN or run.windows < run.min_windows) and run.windows < VERIFY_WINDOWS:
             return True  # hold the rate until the verdict
         share = after.limited / max(1, after.total)
         fell = share < (run.share + self.floor.share) / 2

@@ -26,6 +26,9 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 = a free port (default)")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--latency-jitter-ms", type=float, default=0.0)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="requests served at once, each taking the latency; more queue (0 = any): "
+                             "a site whose latency grows with load")
     parser.add_argument("--rate-limit", type=float, default=0.0, help="token bucket, requests/s")
     parser.add_argument("--burst", type=int, default=0, help="token bucket size (default: rate)")
     parser.add_argument("--retry-after", choices=RETRY_AFTER_FORMS, default="seconds",
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
 def fault_config(args: argparse.Namespace) -> FaultConfig:
     try:
         return FaultConfig(
-            latency_ms=args.latency_ms, latency_jitter_ms=args.latency_jitter_ms,
+            latency_ms=args.latency_ms, latency_jitter_ms=args.latency_jitter_ms, workers=args.workers,
             rate_limit=args.rate_limit, burst=args.burst, retry_after=args.retry_after,
             fault_rate=args.fault_rate, fault_kinds=tuple(filter(None, args.fault_kinds.split(","))),
             fault_times=args.fault_times, fault_retry_after=args.fault_retry_after,

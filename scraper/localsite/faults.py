@@ -32,6 +32,7 @@ class FaultConfig:
 
     latency_ms: float = 0.0  # added to every normal response
     latency_jitter_ms: float = 0.0  # plus uniform(0, jitter)
+    workers: int = 0  # requests served at once (each taking latency_ms); more wait in a queue; 0 = any
     rate_limit: float = 0.0  # token bucket, requests/s over the whole site; 0 = unlimited
     burst: int = 0  # bucket size; 0 = max(1, rate_limit)
     retry_after: str = "seconds"  # form of Retry-After on rate-limit 429s: seconds|date|none
@@ -59,6 +60,8 @@ class FaultConfig:
             re.compile(self.fault_match)
         except re.error as exc:
             raise ValueError(f"fault_match is not a regex: {exc}") from None
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0")
         for name in ("fault_rate", "malformed_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1]")

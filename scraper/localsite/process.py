@@ -86,9 +86,10 @@ class SiteProcess(ServerProcess):
     """A local site (books or quotes API) with ``/_stats``, ``/_control`` and ``/_reset``."""
 
     def stats(self, paths: bool = False, timeline: bool = False, agents: bool = False,
-              arrivals: bool = False) -> dict[str, Any]:
+              arrivals: bool = False, firsts: bool = False) -> dict[str, Any]:
         query = "&".join(name for name, on in (("paths=1", paths), ("timeline=1", timeline),
-                                               ("agents=1", agents), ("arrivals=1", arrivals)) if on)
+                                               ("agents=1", agents), ("arrivals=1", arrivals),
+                                               ("firsts=1", firsts)) if on)
         with urllib.request.urlopen(self.url + "_stats" + ("?" + query if query else "")) as resp:
             return json.load(resp)
 

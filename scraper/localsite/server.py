@@ -2,7 +2,8 @@
 
 ``/_stats`` (GET) reports request counts, per client address too, and how many TCP connections
 clients opened (``?paths=1`` adds per-path counts,
-``?agents=1`` User-Agent counts, ``?timeline=1`` status counts per second) and ``/_control`` (POST,
+``?agents=1`` User-Agent counts, ``?timeline=1`` status counts per second, ``?firsts=1`` the span
+over which paths were first requested; ``latency_p50_ms`` of 200s) and ``/_control`` (POST,
 JSON object of :class:`FaultConfig` fields) changes knobs at run time, e.g. halving capacity mid-run.
 Clients listed in ``ban_clients`` get a 403 or a captcha page, like a site that banned a proxy.
 """
@@ -115,9 +116,13 @@ class FaultyServer:
         # (requests in flight including this one, responses finished before it) for the first
         # ARRIVALS_KEPT requests: how a crawl opens (slow start, or a thundering herd)
         self.arrivals: list[tuple[int, int]] = []
+        self.first_seen: dict[str, float] = {}  # path -> when it was first requested (monotonic)
+        self.service_times: list[float] = []  # seconds from arrival to answer, of 200s
         self.configure(config)
 
     def configure(self, config: FaultConfig) -> None:
+        if config.workers != getattr(getattr(self, "config", None), "workers", None):
+            self.capacity = asyncio.Semaphore(config.workers) if config.workers else None
         self.config = config
         self.plan = FaultPlan(config) if not hasattr(self, "plan") else FaultPlan(config, self.plan.attempts)
         self.bucket = TokenBucket(config.rate_limit, config.burst) if config.rate_limit > 0 else None
@@ -129,6 +134,8 @@ class FaultyServer:
         if request.query_string:  # an API's pages differ by query (``api/quotes?page=2``)
             path += "?" + request.query_string
         self.requests[path] += 1
+        arrived = time.monotonic()
+        self.first_seen.setdefault(path, arrived)
         client = request.remote or ""
         self.clients[client] += 1
         self.agents[request.headers.get("User-Agent", "")] += 1
@@ -146,6 +153,8 @@ class FaultyServer:
             self.in_flight -= 1
             self.answered += 1
         self.statuses[response.status] += 1
+        if response.status == 200:
+            self.service_times.append(time.monotonic() - arrived)
         self.timeline.setdefault(int(time.time()), Counter())[response.status] += 1
         return response
 
@@ -168,7 +177,10 @@ class FaultyServer:
         if fault in ("429", "429-date"):
             form = "date" if fault == "429-date" else "seconds"
             return _rate_limited(cfg.fault_retry_after, form)
-        if cfg.latency_ms or cfg.latency_jitter_ms:
+        if self.capacity is not None:
+            async with self.capacity:  # a site with a fixed number of workers: beyond them, a queue
+                await asyncio.sleep((cfg.latency_ms + random.uniform(0, cfg.latency_jitter_ms)) / 1000)
+        elif cfg.latency_ms or cfg.latency_jitter_ms:
             await asyncio.sleep((cfg.latency_ms + random.uniform(0, cfg.latency_jitter_ms)) / 1000)
         if path == "robots.txt":
             return web.Response(text=_ROBOTS, content_type="text/plain")
@@ -193,6 +205,13 @@ class FaultyServer:
                 stats["user_agents"] = dict(self.agents)
             if request.query.get("paths"):
                 stats["paths"] = dict(self.requests)
+            if request.query.get("firsts"):  # when paths were first asked for: a crawl's own pace
+                firsts = sorted(self.first_seen.values())
+                stats["first_requests"] = {"paths": len(firsts),
+                                           "span_s": firsts[-1] - firsts[0] if firsts else 0.0}
+            if self.service_times:
+                ordered = sorted(self.service_times)
+                stats["latency_p50_ms"] = 1000 * ordered[len(ordered) // 2]
             if request.query.get("timeline"):
                 stats["timeline"] = {str(sec): {str(k): v for k, v in counts.items()}
                                      for sec, counts in sorted(self.timeline.items())}
@@ -212,6 +231,8 @@ class FaultyServer:
             self.agents.clear()
             self.arrivals.clear()
             self.peers.clear()
+            self.first_seen.clear()
+            self.service_times.clear()
             self.answered = 0
             self.plan.attempts.clear()
             return web.json_response({"ok": True})

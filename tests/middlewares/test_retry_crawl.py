@@ -78,11 +78,25 @@ def test_waiting_retries_hold_no_slot(tmp_path: Path) -> None:
     assert (min(from_a) - max(from_b)).total_seconds() > 0
 
 
-def test_given_up_requests_are_dead_lettered(tmp_path: Path) -> None:
+def test_faults_that_clear_within_the_time_budget_cost_no_data(tmp_path: Path) -> None:
+    """RETRY_TIMES=2, and 8 paths fail 9 times in a row before recovering (a few seconds with these
+    backoffs): within RETRY_FOR_SECONDS (60 s by default), they are retried until they succeed."""
     with LocalSite(books=40, seed=41, fault_rate=0.2, fault_kinds="500", fault_times=9,
                    fault_match=PRODUCTS) as site:
         result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}", *FAST,
                            "-s", "RETRY_TIMES=2")
+        paths = site.stats(paths=True)["paths"]
+        bad = faulty(site, 0.2)
+    assert result.returncode == 0
+    assert len(result.rows()) == 40 and bad and all(paths[p] == 10 for p in bad)
+    assert stat(result.log, "deadletter/count") == 0
+
+
+def test_given_up_requests_are_dead_lettered(tmp_path: Path) -> None:
+    with LocalSite(books=40, seed=41, fault_rate=0.2, fault_kinds="500", fault_times=9,
+                   fault_match=PRODUCTS) as site:
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}", *FAST,
+                           "-s", "RETRY_TIMES=2", "-s", "RETRY_FOR_SECONDS=0")
         bad = faulty(site, 0.2)
     assert result.returncode == 0
     assert len(result.rows()) == 40 - len(bad)
