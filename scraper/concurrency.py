@@ -23,14 +23,18 @@ Z = 3.0
 MIN_EXCESS = 2
 EVIDENCE_WINDOWS = 3  # the excess is judged on this many last windows (since the last cut)
 FLOOR_MEMORY = 300  # responses: the floor's moving average (of windows without excess) spans about this many
-# Background test: after a cut, the next VERIFY_MIN responses (at least one window, at most
-# VERIFY_WINDOWS) show whether the share of rate limits fell towards the floor (our load: the cut
-# stands) or persisted (nearer the share that drew the cut). If it persisted, a test cut takes the
+# Background test: after a cut, the answers (at least VERIFY_MIN and one window, at most VERIFY_WINDOWS)
+# show whether the share of rate limits fell to the floor (our load: the cut stands) or persisted at
+# the share that drew the cut: a sequential likelihood-ratio test. If it persisted, a test cut takes the
 # rate to PERSIST_FALL of the cut rate; if it persists there too, it is the site's
 # background: the floor is raised to it and both cuts are undone. Two cuts, not one: a token
 # bucket's burst inflates the first estimate of what the site accepts, so the first cut can leave
 # the rate above the limit.
 VERIFY_MIN = 30
+DECISIVE = math.log(20)  # a verdict once one hypothesis is 20x likelier (else at VERIFY_WINDOWS, the likelier)
+FLOOR_MIN = 0.005  # the share of rate limits "our load is gone" expects at least
+VERDICT_AFTER = 0.25  # s: a verdict may come before the window ends, once VERIFY_MIN answers came
+# this long after the cut (answers to requests sent before it have come back by then)
 VERIFY_WINDOWS = 5
 TOOK_HOLD = 0.8  # a cut is judged once the rate sent fell to this share of the rate before it
 PERSIST_FALL = 0.5
@@ -145,6 +149,7 @@ class _Run:
     undo: tuple[float, float, float | None, float | None, bool]  # limit, threshold, rate, ceiling, confirmed
     accepted: float = 0.0  # requests/s the site accepted after the first cut (set by the test cut)
     min_windows: int = 1  # 2 after a flood: the pause let a token bucket refill, the next window hides it
+    elapsed: float = 0.0  # seconds judged so far
     cuts: int = 1
     after: _Counts = field(default_factory=_Counts)  # responses since the last cut
     windows: int = 0
@@ -226,6 +231,16 @@ class SlotController:
         self.action += " flood: rate halved;"
         return True
 
+    def due(self, now: float) -> bool:
+        """Whether a decision is due: the window has passed, or a cut's verdict can be given early
+        (a fast site answers VERIFY_MIN requests in a fraction of a window)."""
+        if now - self._window_start >= 0.95 * self.config.window:  # (ticks come a little early or late)
+            return True
+        run = self._run  # (only for a slot that was unpaced: a fast one, losing most while judged)
+        return (run is not None and run.undo[2] is None and run.min_windows == 1
+                and now - self._window_start >= VERDICT_AFTER
+                and run.after.total + self._window.total >= VERIFY_MIN)
+
     def window_left(self, now: float) -> float:
         """Seconds until this window's decision is due."""
         return max(0.0, self._window_start + self.config.window - now)
@@ -278,19 +293,24 @@ class SlotController:
         return True
 
     def _judge(self, run: _Run, counts: _Counts) -> bool:
+        """A sequential test (Wald's SPRT) of the answers since the cut: background (the share that
+        drew the cut persists) against load (it fell to the floor). True while the verdict is out."""
         run.after.add(counts)
         run.windows += 1
-        after = run.after
-        if (after.total < VERIFY_MIN or run.windows < run.min_windows) and run.windows < VERIFY_WINDOWS:
+        run.elapsed += counts.seconds
+        after, expired = run.after, run.elapsed >= (VERIFY_WINDOWS - 0.5) * self.config.window
+        if (after.total < VERIFY_MIN or run.windows < run.min_windows) and not expired:
             return True  # hold the rate until the verdict
-        share = after.limited / max(1, after.total)
-        fell = share < (run.share + self.floor.share) / 2
         sent = after.total / after.seconds  # the pace took hold: the rate fell, or is met
         slowed = sent <= TOOK_HOLD * run.sent or (self.rate is not None and sent <= 1.1 * self.rate)
-        if not fell and not slowed and run.windows < VERIFY_WINDOWS:
-            run.after = _Counts()  # the pace has not taken hold yet (starts booked before the cut)
+        evidence = self._background_evidence(run.share, after)
+        if not expired and evidence > -DECISIVE and (not slowed or evidence < DECISIVE):
+            if not slowed:  # (only a slower rate can show a share that persists)
+                run.after = _Counts()  # the pace has not taken hold yet (starts booked before the cut)
             return True
-        if fell or not slowed:  # fell towards the floor: our load (never slowed: keep the cut)
+        share = after.limited / max(1, after.total)
+        fell = evidence <= 0
+        if fell or not slowed:  # fell to the floor: our load (never slowed: the cut stands too)
             self._run = None
             if fell:  # what is left under the limit is the site's background
                 self.floor.learn(after.limited, after.total)
@@ -305,7 +325,7 @@ class SlotController:
             self.rate = max(0.1, PERSIST_FALL * min(self.rate, sent))
             excess = max(0.0, after.limited - self.floor.share * after.total)
             run.accepted = max(0.1, (after.total - excess) / after.seconds)
-            run.cuts, run.sent, run.after, run.windows = 2, sent, _Counts(), 0
+            run.cuts, run.sent, run.after, run.windows, run.elapsed = 2, sent, _Counts(), 0, 0.0
             self.action += " -> 429s persisted: test cut"
             return True
         self.floor.raise_to(share)  # persisted at half the rate: the site's background
@@ -314,6 +334,15 @@ class SlotController:
         self.undone += 1
         self.action += f" -> 429s persisted: background {share:.2f}, cuts undone"
         return True
+
+    def _background_evidence(self, share: float, after: _Counts) -> float:
+        """Log-likelihood ratio of ``after``'s rate limits: at ``share`` (background) vs at the floor
+        (our load, now gone). Positive favours background."""
+        background, load = share, max(self.floor.share, FLOOR_MIN)
+        if background <= load:
+            return -math.inf
+        limited, other = after.limited, after.total - after.limited
+        return limited * math.log(background / load) + other * math.log((1 - background) / (1 - load))
 
     def _learn(self, counts: _Counts) -> None:
         """Fold a window that showed no excess into the floor, unless a cut is still being judged

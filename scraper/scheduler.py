@@ -21,6 +21,7 @@ import itertools
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from scrapy import Request
@@ -66,6 +67,7 @@ def delay_reason(request: Request) -> str:
 class DelayStore(Protocol):
     def push(self, request: Request, due: float) -> None: ...
     def pop_due(self, now: float) -> list[Request]: ...
+    def take(self, predicate: Callable[[Request], bool]) -> list[Request]: ...
     def next_due(self) -> float | None: ...
     def drain(self) -> list[Request]: ...
     def __len__(self) -> int: ...
@@ -86,6 +88,14 @@ class MemoryDelayStore:
         while self._heap and self._heap[0][0] <= now:
             due.append(heapq.heappop(self._heap)[2])
         return due
+
+    def take(self, predicate: Callable[[Request], bool]) -> list[Request]:
+        """Remove and return the waiting requests ``predicate`` selects, whenever they are due."""
+        taken = [entry[2] for entry in self._heap if predicate(entry[2])]
+        if taken:
+            self._heap = [entry for entry in self._heap if not predicate(entry[2])]
+            heapq.heapify(self._heap)
+        return taken
 
     def next_due(self) -> float | None:
         return self._heap[0][0] if self._heap else None
@@ -114,6 +124,7 @@ class DelayedRequestsMixin:
         self._timer_due = 0.0
         self._pending_max = 0
         self._waiting: Counter[str] = Counter()  # delayed requests by reason
+        crawler.signals.connect(self._pace_relaxed, signal=our_signals.pace_relaxed)
 
     def enqueue_request(self, request: Request) -> bool:
         due = request.meta.get(DELAY_KEY)
@@ -182,6 +193,18 @@ class DelayedRequestsMixin:
             engine.crawl(request)  # back into the normal queue; wakes the engine
         self._count_pending()
         self._arm()
+
+    def _pace_relaxed(self, slot: str) -> None:
+        """Requests waiting for a paced start in ``slot`` go now (to be paced anew at the new pace)."""
+        released = self.delay_store.take(
+            lambda r: delay_reason(r) == "paced" and r.meta.get("download_slot") == slot)
+        for request in released:
+            self._waiting["paced"] -= 1
+            request.meta.pop(DELAY_KEY, None)
+            request.meta.pop(DELAY_REASON, None)
+            self.crawler.engine.crawl(request)
+        if released:
+            self._count_pending()
 
     def _count_pending(self) -> None:
         retries = self._waiting["retry"]

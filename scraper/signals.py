@@ -10,6 +10,10 @@ dead_letter = object()
 #: site slows is the adaptive controller's own decision.
 site_backoff = object()
 
+#: A slot's pace was relaxed (or lifted): requests waiting in the scheduler for a paced start in
+#: that download slot may go now, to be paced anew. Handlers receive ``slot`` (the slot key).
+pace_relaxed = object()
+
 #: Publish in two phases from now on (sent once by the Redis scheduler when it opens): closed
 #: output parts stay hidden until a :data:`publish` names them. Handlers take no arguments.
 hold_publication = object()

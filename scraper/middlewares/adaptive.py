@@ -21,6 +21,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 
+from scraper import signals as our_signals
 from scraper.concurrency import ControllerConfig, SlotController
 from scraper.backoff import RATE_LIMIT_CODES, is_rate_limit
 from scraper.config import InvalidSetting, get_bool, get_float, get_int, get_status_codes
@@ -34,7 +35,9 @@ SLOT_KEY = "download_slot"
 PACED_AT = "adaptive_paced_at"  # the start time a paced request was given
 PACED_EPOCH = "adaptive_paced_epoch"  # the slot's pace epoch it was given in (a slower pace voids it)
 RESERVE_WINDOWS = 2  # paced starts are promised at most this many decision windows ahead
-LATE_GAPS, LATE_MIN = 2, 0.1  # a paced start missed by more than max(2 gaps, 0.1 s) is taken anew
+LATE_GAPS, LATE_MIN = 2, 0.5  # a paced start missed by more than max(2 gaps, 0.5 s) is taken anew
+RELAXED = 0.8  # a pace whose gap shrinks below this share of the last releases the requests waiting for it
+TICKS_PER_WINDOW = 4  # the decision loop runs this often a window: a cut's verdict can come early
 
 
 def controller_config(crawler: Crawler) -> ControllerConfig:
@@ -75,7 +78,7 @@ class AdaptiveConcurrencyMiddleware:
         self._slot_delays: dict[str, tuple[float, float]] = {}
         self._answered: set[int] = set()  # ids of requests that got a response
         self._loop: AsyncioLoopingCall | None = None
-        self._last_log = time.monotonic()
+        self._last_log = self._last_publish = time.monotonic()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> AdaptiveConcurrencyMiddleware:
@@ -97,7 +100,7 @@ class AdaptiveConcurrencyMiddleware:
 
     def spider_opened(self) -> None:
         self._loop = create_looping_call(self.tick)
-        self._loop.start(self.config.window, now=False)
+        self._loop.start(self.config.window / TICKS_PER_WINDOW, now=False)
 
     def spider_closed(self) -> None:
         if self._loop is not None and self._loop.running:
@@ -207,20 +210,29 @@ class AdaptiveConcurrencyMiddleware:
 
     # decide and act ------------------------------------------------------------------------------
     def tick(self) -> None:
+        """Decide for every slot whose decision is due (its window passed, or a verdict on a cut
+        can come early), and publish the stats once a window."""
         now = time.monotonic()
         for key, controller in self.controllers.items():
+            if not controller.due(now):
+                continue
             before = controller.decision().delay
             decision = controller.decide(now)
             self._held.pop(key, None)
             if decision.delay > before:  # a slower pace applies at once
                 self._void_bookings(key)
+            elif before and decision.delay < RELAXED * before:  # so does a much faster one (or none)
+                self._void_bookings(key)
+                self.crawler.signals.send_catch_log(our_signals.pace_relaxed, slot=key)
             logger.debug("Adaptive %s: %s; c=%s rate=%s floor=%.3f", key, controller.last_action,
                          decision.concurrency, f"{1 / decision.delay:.1f}/s" if decision.delay else "unpaced",
                          controller.floor.share)
             slot = self._slot(key)
             if slot is not None:
                 self._apply(slot, controller, decision.concurrency, decision.delay)
-        self._publish()
+        if now - self._last_publish >= 0.95 * self.config.window:
+            self._last_publish = now
+            self._publish()
         if self.log_interval and now - self._last_log >= self.log_interval:
             self._last_log = now
             self._log_busiest()

@@ -127,7 +127,7 @@ def crawl(site: Site, seconds: float, paths: int | None = None, config: Controll
     run = Run(controller=controller)
     retries: list[tuple[float, int, int, int]] = []  # (due, seq, path, attempt)
     completions: list[tuple[float, int, int, int, str, float, float | None]] = []
-    next_path, in_flight, seq, now, next_send, next_window = 0, 0, 0, 0.0, 0.0, config.window
+    next_path, in_flight, seq, now, next_send, next_check = 0, 0, 0, 0.0, 0.0, config.window / 4
     concurrency, delay = (fixed, 0.0) if fixed else (controller.decision().concurrency, 0.0)  # type: ignore[union-attr]
     while now < seconds:
         if on_tick:
@@ -176,11 +176,12 @@ def crawl(site: Site, seconds: float, paths: int | None = None, config: Controll
                 controller.saw_in_flight(in_flight)
             if delay:
                 next_send = now + delay * rng.uniform(1 - config.pace_jitter, 1 + config.pace_jitter)
-        if controller is not None and now >= next_window:
-            decision = controller.decide(now)
-            concurrency, delay = decision.concurrency, decision.delay
-            run.limits.append((now, concurrency, 1 / delay if delay else 0.0))
-            next_window += config.window
+        if controller is not None and now >= next_check:  # the middleware's tick: 4 per window
+            next_check += config.window / 4
+            if controller.due(now):
+                decision = controller.decide(now)
+                concurrency, delay = decision.concurrency, decision.delay
+                run.limits.append((now, concurrency, 1 / delay if delay else 0.0))
         now += STEP
     run.wall = now
     return run
