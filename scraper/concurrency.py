@@ -20,8 +20,14 @@ from dataclasses import dataclass, field
 # binomial count at the floor's share, and MIN_EXCESS responses.
 MARGIN = 0.02
 Z = 3.0
+FLOOR_MIN = 0.005  # the least share of rate limits assumed (a floor of 0 would make one 429 significant)
 MIN_EXCESS = 2
-EVIDENCE_WINDOWS = 3  # the excess is judged on this many last windows (since the last cut)
+# The excess is judged on the last EVIDENCE_WINDOWS windows since the last cut, more (up to
+# EVIDENCE_MAX_WINDOWS) while they hold fewer than EVIDENCE_MIN first attempts: a slow site's few
+# 429s add up to a verdict.
+EVIDENCE_WINDOWS = 3
+EVIDENCE_MIN = 100
+EVIDENCE_MAX_WINDOWS = 10
 FLOOR_MEMORY = 300  # responses: the floor's moving average (of windows without excess) spans about this many
 # Background test: after a cut, the answers (at least VERIFY_MIN and one window, at most VERIFY_WINDOWS)
 # show whether the share of rate limits fell to the floor (our load: the cut stands) or persisted at
@@ -32,7 +38,6 @@ FLOOR_MEMORY = 300  # responses: the floor's moving average (of windows without 
 # the rate above the limit.
 VERIFY_MIN = 30
 DECISIVE = math.log(20)  # a verdict once one hypothesis is 20x likelier (else at VERIFY_WINDOWS, the likelier)
-FLOOR_MIN = 0.005  # the share of rate limits "our load is gone" expects at least
 VERDICT_AFTER = 0.25  # s: a verdict may come before the window ends, once VERIFY_MIN answers came
 # this long after the cut (answers to requests sent before it have come back by then)
 VERIFY_WINDOWS = 5
@@ -40,19 +45,20 @@ TOOK_HOLD = 0.8  # a cut is judged once the rate sent fell to this share of the 
 PERSIST_FALL = 0.5
 HEADROOM = 2.0  # a paced slot may have rate × best latency × this in flight (Little's law), + 1
 # Probing the paced rate.
-SETTLED = 0.97  # at or above this share of the ceiling the rate is settled...
-SETTLE_WINDOWS = 8  # ...for this many windows before probing past the ceiling (capacity may have grown)
+SETTLED = 0.98  # at or above this share of the ceiling the rate is settled...
+SETTLE_WINDOWS = 6  # ...for this many windows before probing past the ceiling (capacity may have grown),
+SETTLE_REQUESTS = 150  # ...and this many requests: a slow site's probe costs a larger share of them
 PROBE_MAX = 0.25  # the largest probe step per window
 # Past a confirmed ceiling, a token bucket's burst hides the overshoot until it drains: steps stay
 # under PROBE_BURST until the rate sent beyond the ceiling exceeds BURST_WINDOWS windows' worth of
 # it; a rate limit before that cuts back under the old ceiling, none by then makes it stale.
 PROBE_BURST = 0.05
-BURST_WINDOWS = 2.0
-# A slot is flooding a limit (a token bucket's burst ran out) when its recent answers are mostly rate
-# limits: a moving share over about RECENT answers at or above FLOOD_SHARE, with at least URGENT rate
-# limits in the window beyond the floor. Unpaced, it is held until the window's decision instead of
-# sending hundreds more into the limit; paced, its rate is halved at once.
-RECENT = 8
+BURST_WINDOWS = 1.0
+# An unpaced slot is flooding a limit (a token bucket's burst ran out) when its recent answers are
+# mostly rate limits: a moving share over about RECENT answers at or above FLOOD_SHARE, with at least
+# URGENT rate limits in the window beyond the floor. It is held until the window's decision instead of
+# sending hundreds more into the limit.
+RECENT = 16
 FLOOD_SHARE = 0.75
 URGENT = 8
 ERRORS_STILL_GROWING = 0.5  # a fully used window with errors still grows by 1 if fewer failed than this
@@ -103,7 +109,7 @@ class NoiseFloor:
         """How many of ``events`` (in ``total`` responses) the floor does not explain, or 0 when the
         difference is within noise."""
         beyond = events - self.share * total
-        spread = max(self.share, MARGIN)  # an unknown floor may still be a couple of percent
+        spread = max(self.share, FLOOR_MIN)
         noise = max(MIN_EXCESS, MARGIN * total, Z * math.sqrt(total * spread * (1 - spread)))
         return math.ceil(beyond) if beyond > noise else 0
 
@@ -121,6 +127,11 @@ class _Counts:
     limited: int = 0
     errors: int = 0
     seconds: float = 0.0
+    # first attempts apart: a request that drew a per-path 429 is likelier to draw one again, so
+    # only first attempts give a share of rate limits that does not depend on how many retries wait
+    first: int = 0
+    first_limited: int = 0
+    first_errors: int = 0
 
     @property
     def total(self) -> int:
@@ -131,6 +142,9 @@ class _Counts:
         self.limited += other.limited
         self.errors += other.errors
         self.seconds += other.seconds
+        self.first += other.first
+        self.first_limited += other.first_limited
+        self.first_errors += other.first_errors
 
 
 @dataclass
@@ -144,8 +158,9 @@ class _Run:
     """Consecutive cuts whose rate limits did not fall with the rate: the background test."""
 
     rate: float  # requests/s sent when the run began
-    share: float  # its share of rate limits
-    sent: float  # requests/s sent before the cut being judged (the run's rate, then the first cut's)
+    share: float  # share of rate limits before the cut being judged (the run's, then the first cut's)
+    first_share: float  # the run's
+    sent: float  # requests/s sent before the cut being judged
     undo: tuple[float, float, float | None, float | None, bool]  # limit, threshold, rate, ceiling, confirmed
     accepted: float = 0.0  # requests/s the site accepted after the first cut (set by the test cut)
     min_windows: int = 1  # 2 after a flood: the pause let a token bucket refill, the next window hides it
@@ -166,7 +181,8 @@ class SlotController:
         # it down, a token bucket's burst may have pushed it up); a load-caused limit at a paced rate
         # confirms it
         self._confirmed = False
-        self.floor = NoiseFloor()
+        self.floor = NoiseFloor()  # of rate limits
+        self.error_floor = NoiseFloor()  # of errors
         self._recent: deque[_Counts] = deque()  # the last windows since the last cut
         self._run: _Run | None = None
         self._step = config.rate_probe
@@ -187,13 +203,17 @@ class SlotController:
         self.undone = 0  # runs of cuts undone: their rate limits were background
 
     # measure -------------------------------------------------------------------------------------
-    def record(self, outcome: str, latency: float | None = None, in_flight: int = 0) -> None:
+    def record(self, outcome: str, latency: float | None = None, in_flight: int = 0, retry: bool = False) -> None:
         """``outcome``: ``ok`` (a response that is not a rate limit), ``limited`` (429/503) or
-        ``error`` (timeout, dropped connection)."""
+        ``error`` (timeout, dropped connection); ``retry``: the request was a retry."""
         window = self._window
         window.max_in_flight = max(window.max_in_flight, in_flight)
         self.requests += 1
-        self._recent_share += ((outcome == "limited") - self._recent_share) / RECENT
+        if not retry:
+            window.first += 1
+            window.first_limited += outcome == "limited"
+            window.first_errors += outcome == "error"
+            self._recent_share += ((outcome == "limited") - self._recent_share) / RECENT
         if outcome == "limited":
             window.limited += 1
             self.rate_limited += 1
@@ -203,9 +223,8 @@ class SlotController:
             window.ok += 1
             if latency is not None:
                 window.latencies.append(latency)
-            if self.slow_start and window.errors < ERRORS_STILL_GROWING * window.total \
-                    and in_flight + 1 >= int(self.limit) \
-                    and not self.floor.excess(window.limited, window.total):
+            failed = window.first_errors + window.first_limited  # (a site's background: well under half)
+            if self.slow_start and failed < ERRORS_STILL_GROWING * window.first and in_flight + 1 >= int(self.limit):
                 self.limit = min(self.threshold, self.limit + 1)
 
     @property
@@ -214,22 +233,19 @@ class SlotController:
 
     @property
     def flooding(self) -> bool:
-        """Recent answers are mostly rate limits, more than the floor explains (see FLOOD_SHARE)."""
+        """Unpaced, and recent answers are mostly rate limits, more than the floor explains (see
+        FLOOD_SHARE): the mechanism holds the slot until the window's decision."""
         window = self._window
-        return (self._recent_share >= max(FLOOD_SHARE, self.floor.share + MARGIN) and window.limited >= URGENT
-                and self.floor.excess(window.limited, window.total) > 0)
+        return (self.rate is None and self._run is None
+                and self._recent_share >= max(FLOOD_SHARE, self.floor.share + MARGIN)
+                and window.first_limited >= URGENT
+                and self.floor.excess(window.first_limited, window.first) > 0)
 
-    def flood(self) -> bool:
-        """Act on a flood at once: a paced slot halves its rate (True: the mechanism voids starts
-        booked at the old pace); an unpaced one is left to the window's decision (False: the
-        mechanism holds the slot until then)."""
+    def flood(self) -> None:
+        """The mechanism holds the slot: the cut at the window's end is judged over two windows (the
+        pause lets a token bucket refill, which would hide it in the next one)."""
         self._recent_share = 0.0
         self._flooded = True
-        if self.rate is None:
-            return False
-        self.rate = max(0.1, self.rate * PERSIST_FALL)
-        self.action += " flood: rate halved;"
-        return True
 
     def due(self, now: float) -> bool:
         """Whether a decision is due: the window has passed, or a cut's verdict can be given early
@@ -239,7 +255,7 @@ class SlotController:
         run = self._run  # (only for a slot that was unpaced: a fast one, losing most while judged)
         return (run is not None and run.undo[2] is None and run.min_windows == 1
                 and now - self._window_start >= VERDICT_AFTER
-                and run.after.total + self._window.total >= VERIFY_MIN)
+                and run.after.first + self._window.first >= VERIFY_MIN)
 
     def window_left(self, now: float) -> float:
         """Seconds until this window's decision is due."""
@@ -266,17 +282,19 @@ class SlotController:
     def _rate_limits(self, window: _Window) -> bool:
         """Act on rate limits beyond the noise floor: cut, judge a cut, or undo cuts whose rate limits
         were background. False when none of these happened (errors and latency decide)."""
-        counts = _Counts(window.ok, window.limited, window.errors, window.seconds)
+        counts = _Counts(window.ok, window.limited, window.errors, window.seconds, window.first,
+                         window.first_limited, window.first_errors)
         if self._run is not None:
             return self._judge(self._run, counts)
         recent = self._recent
         recent.append(counts)
-        if len(recent) > EVIDENCE_WINDOWS:
+        while len(recent) > EVIDENCE_WINDOWS and (len(recent) > EVIDENCE_MAX_WINDOWS
+                                                  or sum(c.first for c in recent) - recent[0].first >= EVIDENCE_MIN):
             self._learn(recent.popleft())
         evidence = _Counts()
         for counts in recent:
             evidence.add(counts)
-        excess = self.floor.excess(evidence.limited, evidence.total)
+        excess = self.floor.excess(evidence.first_limited, evidence.first)
         if not excess:
             return False
         recent.clear()
@@ -284,8 +302,8 @@ class SlotController:
 
     def _start_run(self, evidence: _Counts, excess: int) -> bool:
         """Cut for ``excess`` rate limits in ``evidence``, and judge the cut in the next windows."""
-        sent = evidence.total / evidence.seconds
-        self._run = _Run(sent, evidence.limited / evidence.total, sent,
+        sent, share = evidence.total / evidence.seconds, evidence.first_limited / evidence.first
+        self._run = _Run(sent, share, share, sent,
                          (self.limit, self.threshold, self.rate, self.ceiling, self._confirmed),
                          min_windows=2 if self._flooded else 1)
         self._cut(accepted=max(0.1, (evidence.total - excess) / evidence.seconds))
@@ -299,21 +317,21 @@ class SlotController:
         run.windows += 1
         run.elapsed += counts.seconds
         after, expired = run.after, run.elapsed >= (VERIFY_WINDOWS - 0.5) * self.config.window
-        if (after.total < VERIFY_MIN or run.windows < run.min_windows) and not expired:
+        if (after.first < VERIFY_MIN or run.windows < run.min_windows) and not expired:
             return True  # hold the rate until the verdict
         sent = after.total / after.seconds  # the pace took hold: the rate fell, or is met
         slowed = sent <= TOOK_HOLD * run.sent or (self.rate is not None and sent <= 1.1 * self.rate)
-        evidence = self._background_evidence(run.share, after)
+        evidence = self._background_evidence(run, after)
         if not expired and evidence > -DECISIVE and (not slowed or evidence < DECISIVE):
             if not slowed:  # (only a slower rate can show a share that persists)
                 run.after = _Counts()  # the pace has not taken hold yet (starts booked before the cut)
             return True
-        share = after.limited / max(1, after.total)
+        share = after.first_limited / max(1, after.first)
         fell = evidence <= 0
         if fell or not slowed:  # fell to the floor: our load (never slowed: the cut stands too)
             self._run = None
             if fell:  # what is left under the limit is the site's background
-                self.floor.learn(after.limited, after.total)
+                self.floor.learn(after.first_limited, after.first)
             if run.cuts == 2 and self.rate is not None:  # the limit is between the two cuts: pace
                 self.ceiling = run.accepted  # at what the site accepted after the first
                 self._confirmed = True
@@ -323,25 +341,31 @@ class SlotController:
         if run.cuts == 1:  # persisted: test it at a rate cut again, by half
             assert self.rate is not None
             self.rate = max(0.1, PERSIST_FALL * min(self.rate, sent))
-            excess = max(0.0, after.limited - self.floor.share * after.total)
+            excess = max(0.0, after.first_limited - self.floor.share * after.first)
             run.accepted = max(0.1, (after.total - excess) / after.seconds)
-            run.cuts, run.sent, run.after, run.windows, run.elapsed = 2, sent, _Counts(), 0, 0.0
+            run.cuts, run.sent, run.share = 2, sent, share  # the test cut is judged against this phase
+            run.after, run.windows, run.elapsed = _Counts(), 0, 0.0
             self.action += " -> 429s persisted: test cut"
             return True
-        self.floor.raise_to(share)  # persisted at half the rate: the site's background
+        # persisted at half the rate: the site's background (at most the share that drew the first
+        # cut: at a low rate retries dominate, and a path that answered 429 is likelier to again)
+        self.floor.raise_to(min(share, run.first_share))
         self.limit, self.threshold, self.rate, self.ceiling, self._confirmed = run.undo
         self._run = None
         self.undone += 1
         self.action += f" -> 429s persisted: background {share:.2f}, cuts undone"
         return True
 
-    def _background_evidence(self, share: float, after: _Counts) -> float:
-        """Log-likelihood ratio of ``after``'s rate limits: at ``share`` (background) vs at the floor
-        (our load, now gone). Positive favours background."""
-        background, load = share, max(self.floor.share, FLOOR_MIN)
+    def _background_evidence(self, run: _Run, after: _Counts) -> float:
+        """Log-likelihood ratio of ``after``'s rate limits under two models of the site: background
+        (the share before the cut persists) against a rate limit R (a share ``1 - R / rate``, so the
+        same R at the lower rate, or only the floor once under it). Positive favours background."""
+        ratio = run.sent / max(after.total / after.seconds, 1e-9)  # how much the rate fell
+        background = run.share
+        load = max(self.floor.share, FLOOR_MIN, 1 - ratio * (1 - run.share))
         if background <= load:
             return -math.inf
-        limited, other = after.limited, after.total - after.limited
+        limited, other = after.first_limited, after.first - after.first_limited
         return limited * math.log(background / load) + other * math.log((1 - background) / (1 - load))
 
     def _learn(self, counts: _Counts) -> None:
@@ -349,7 +373,7 @@ class SlotController:
         or the rate is probing past the ceiling (its 429s would raise the floor with our load)."""
         probing = self.rate is not None and self.ceiling is not None and self.rate >= SETTLED * self.ceiling
         if not probing:
-            self.floor.learn(counts.limited, counts.total)
+            self.floor.learn(counts.first_limited, counts.first)
 
     def _cut(self, accepted: float) -> None:
         """Pace at what the site accepted (everything it answered but the excess rate limits)."""
@@ -376,13 +400,16 @@ class SlotController:
         gradient = self._latency_gradient(window)
         full = window.max_in_flight >= math.floor(self.limit)  # concurrency binds
         paced = self._pacing_bound(window)  # the pace binds
-        if window.errors:
-            # DCTCP-like: cut in proportion to the window's share of errors (× error_decrease when
-            # all failed), and keep growing while most requests succeed. A site that fails a steady
-            # fraction of pages whatever the load then settles where the two balance (20% errors:
-            # ~16) instead of being cut every window down to the floor.
-            share = window.errors / window.total
-            self.limit = max(cfg.min_concurrency, self.limit * (1 - (1 - cfg.error_decrease) * share))
+        # Errors beyond their own noise floor (first attempts: a failing path fails more) cut the
+        # concurrency in proportion to their share, as DCTCP does (× error_decrease when all failed);
+        # a window where fewer than half failed still grows what binds. A site that fails a steady
+        # share of pages whatever the load learns it as its floor and is not slowed by it.
+        share = window.errors / window.total if window.total else 0.0
+        excess = max(0.0, share - self.error_floor.share - MARGIN)
+        if window.first:
+            self.error_floor.learn(window.first_errors, window.first)
+        if excess:
+            self.limit = max(cfg.min_concurrency, self.limit * (1 - (1 - cfg.error_decrease) * excess))
             self.threshold = self.limit
             if share >= ERRORS_STILL_GROWING:
                 return
@@ -413,7 +440,7 @@ class SlotController:
                 self.rate = min(SETTLED * ceiling, self.rate * (1 + self._step))
                 self._settled = 0
                 return
-            if self._settled < SETTLE_WINDOWS:
+            if self._settled < max(SETTLE_WINDOWS, SETTLE_REQUESTS / (ceiling * cfg.window)):
                 self._settled += 1
                 self._step = cfg.rate_probe
                 return

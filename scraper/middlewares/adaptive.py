@@ -26,6 +26,7 @@ from scraper.concurrency import ControllerConfig, SlotController
 from scraper.backoff import RATE_LIMIT_CODES, is_rate_limit
 from scraper.config import InvalidSetting, get_bool, get_float, get_int, get_status_codes
 from scraper.proxies import ROUTED_VIA
+from scraper.middlewares.retry import RATELIMIT_TIMES_KEY
 from scraper.scheduler import send_back, via_scheduler
 
 logger = logging.getLogger(__name__)
@@ -186,13 +187,11 @@ class AdaptiveConcurrencyMiddleware:
         else:
             outcome = "ok"
         before = int(controller.limit)
-        controller.record(outcome, request.meta.get("download_latency"), self._in_flight(request))
-        if outcome == "limited" and controller.flooding:
-            key = request.meta.get(SLOT_KEY, "")
-            if controller.flood():  # paced, and the pace halved: starts booked at the old one are void
-                self._void_bookings(key)
-            else:  # unpaced: no new start until the window's decision
-                self._held[key] = time.time() + controller.window_left(time.monotonic())
+        retry = bool(request.meta.get("retry_times") or request.meta.get(RATELIMIT_TIMES_KEY))
+        controller.record(outcome, request.meta.get("download_latency"), self._in_flight(request), retry)
+        if outcome == "limited" and controller.flooding:  # no new start until the window's decision
+            controller.flood()
+            self._held[request.meta.get(SLOT_KEY, "")] = time.time() + controller.window_left(time.monotonic())
         if int(controller.limit) != before:  # slow start grows per success: apply now
             slot = self._slot(request.meta.get(SLOT_KEY, ""))
             if slot is not None:
@@ -206,7 +205,8 @@ class AdaptiveConcurrencyMiddleware:
             return  # a network error through a rotating proxy is the proxy pool's business, not the site's
         controller = self._controller(request)
         if controller is not None:  # left without a response: timeout, refused, dropped
-            controller.record("error", None, self._in_flight(request))
+            retry = bool(request.meta.get("retry_times") or request.meta.get(RATELIMIT_TIMES_KEY))
+            controller.record("error", None, self._in_flight(request), retry)
 
     # decide and act ------------------------------------------------------------------------------
     def tick(self) -> None:

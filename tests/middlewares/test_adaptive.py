@@ -53,9 +53,14 @@ def test_crawl_against_a_token_bucket_paces_just_under_the_limit(tmp_path: Path)
     assert result.returncode == 0, result.log[-3000:]
     assert len(result.rows()) == 300
     served, limited = int(stats["statuses"]["200"]), int(stats["statuses"].get("429", 0))
-    assert limited / (served + limited) < 0.10  # including warm-up and the first overshoot
+    # The first overshoot (slow start into the bucket, held once its 429s flood in: ~20-40 of them)
+    # is most of the 429s of so short a crawl; after warm-up, few are left.
+    assert limited / (served + limited) < 0.15
     timeline = {int(second): counts for second, counts in stats["timeline"].items()}
-    per_second = [int(timeline.get(t, {}).get("200", 0)) for t in range(min(timeline), max(timeline) + 1)]
+    seconds = range(min(timeline), max(timeline) + 1)
+    per_second = [int(timeline.get(t, {}).get("200", 0)) for t in seconds]
+    limited_per_second = [int(timeline.get(t, {}).get("429", 0)) for t in seconds]
+    assert sum(limited_per_second[3:]) / max(1, sum(per_second[3:]) + sum(limited_per_second[3:])) < 0.05
     steady = per_second[5:-1]  # after warm-up, without the partial last second
     # Close to the limit, not far below it (before pacing moved to the scheduler this was ~0.25 R;
     # the precise target, >= 0.95 R, is measured by `make bench-ratelimit` on a longer crawl).

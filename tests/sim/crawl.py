@@ -3,8 +3,9 @@ fixed concurrency, as stock Scrapy), retries, and a modelled site with limits an
 
 The client behaves like a Scrapy downloader slot driven by the adaptive middleware: at most
 ``concurrency`` requests in flight and, when paced, starts spaced by ``delay × uniform(1 ± jitter)``.
-Retries wait out their delay (``Retry-After`` on a 429, else backoff) without holding the slot, and
-go before new requests, as the project's scheduler does. No Scrapy, no reactor, no wall clock: 1 ms
+Retries wait out their delay (``Retry-After`` on a 429, else backoff) without holding the slot, then
+go after new requests (Scrapy lowers a retry's priority); a flood of rate limits holds an unpaced slot
+until the window's decision, as the middleware does. No Scrapy, no reactor, no wall clock: 1 ms
 steps, seeded randomness, so every run is the same.
 """
 
@@ -128,6 +129,7 @@ def crawl(site: Site, seconds: float, paths: int | None = None, config: Controll
     retries: list[tuple[float, int, int, int]] = []  # (due, seq, path, attempt)
     completions: list[tuple[float, int, int, int, str, float, float | None]] = []
     next_path, in_flight, seq, now, next_send, next_check = 0, 0, 0, 0.0, 0.0, config.window / 4
+    held_until = 0.0
     concurrency, delay = (fixed, 0.0) if fixed else (controller.decision().concurrency, 0.0)  # type: ignore[union-attr]
     while now < seconds:
         if on_tick:
@@ -136,7 +138,11 @@ def crawl(site: Site, seconds: float, paths: int | None = None, config: Controll
             _, _, path, attempt, outcome, latency, retry_after = heapq.heappop(completions)
             in_flight -= 1
             if controller is not None:
-                controller.record(outcome, latency, in_flight + 1)
+                controller.record(outcome, latency, in_flight + 1, retry=attempt > 0)
+                concurrency = controller.decision().concurrency  # slow start applies at once
+                if outcome == "limited" and controller.flooding:  # as the middleware holds a slot
+                    controller.flood()
+                    held_until = now + controller.window_left(now)
             second = int(now)
             if outcome == "ok":
                 run.done += 1
@@ -159,12 +165,12 @@ def crawl(site: Site, seconds: float, paths: int | None = None, config: Controll
                 wait = policy.delay(attempt, rng)
             heapq.heappush(retries, (now + wait, seq, path, attempt + 1))
             seq += 1
-        while in_flight < concurrency and now >= next_send:
-            if retries and retries[0][0] <= now:
-                _, _, path, attempt = heapq.heappop(retries)
-            elif paths is None or next_path < paths:
+        while in_flight < concurrency and now >= next_send and now >= held_until:
+            if paths is None or next_path < paths:  # new requests first: Scrapy gives retries priority -1
                 path, attempt, next_path = next_path, 0, next_path + 1
                 run.last_new = now
+            elif retries and retries[0][0] <= now:
+                _, _, path, attempt = heapq.heappop(retries)
             else:
                 break
             outcome, done, retry_after = site.answer(now, path, attempt)
