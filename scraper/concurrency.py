@@ -1,11 +1,11 @@
 """Adaptive per-site concurrency: a pure control law (no Scrapy), measure → decide → act.
 
 Each download slot gets a :class:`SlotController`: the mechanism reports every outcome and asks once
-per window for a :class:`Decision` (a concurrency and a paced gap). Real sites answer some requests
-with 429s, 503s and dropped connections whatever our load, so the law acts only on the share of rate
-limits that is significantly above the slot's noise floor, and checks every cut it makes: if goodput
-fell with the rate, the 429s were background, the floor is raised and the cut undone. The law and
-its constants are specified in ``docs/adaptive.md``; the clock is injected.
+a window for a :class:`Decision` (a concurrency and a paced gap). Real sites answer some requests
+with 429s, 503s and dropped connections whatever our load, so the law acts only on shares
+significantly above the slot's noise floors, and tests every cut it makes: if the 429s persist at a
+lower rate they are background, the floor is raised and the cut undone. The law and its constants
+are specified in ``docs/adaptive.md``; the clock is injected.
 """
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ EVIDENCE_WINDOWS = 3
 EVIDENCE_MIN = 100
 EVIDENCE_MAX_WINDOWS = 10
 FLOOR_MEMORY = 300  # responses: the floor's moving average (of windows without excess) spans about this many
-# Background test: after a cut, the answers (at least VERIFY_MIN and one window, at most VERIFY_WINDOWS)
-# show whether the share of rate limits fell to the floor (our load: the cut stands) or persisted at
-# the share that drew the cut: a sequential likelihood-ratio test. If it persisted, a test cut takes the
-# rate to PERSIST_FALL of the cut rate; if it persists there too, it is the site's
-# background: the floor is raised to it and both cuts are undone. Two cuts, not one: a token
-# bucket's burst inflates the first estimate of what the site accepts, so the first cut can leave
-# the rate above the limit.
+# Background test: after a cut, the answers (at least VERIFY_MIN first attempts and one window, at most
+# VERIFY_WINDOWS) show, by a sequential likelihood-ratio test, whether the share of rate limits fell
+# as a rate limit's does (the cut stands) or persisted (background). If it persisted, a test cut takes
+# the rate to PERSIST_FALL of it; persisting there too, it is background: the floor is raised to it
+# and both cuts are undone. Two cuts, not one: a token bucket's burst inflates the first estimate of
+# what the site accepts, so the first cut can leave the rate above the limit.
 VERIFY_MIN = 30
 DECISIVE = math.log(20)  # a verdict once one hypothesis is 20x likelier (else at VERIFY_WINDOWS, the likelier)
 VERDICT_AFTER = 0.25  # s: a verdict may come before the window ends, once VERIFY_MIN answers came
@@ -155,11 +154,10 @@ class _Window(_Counts):
 
 @dataclass
 class _Run:
-    """Consecutive cuts whose rate limits did not fall with the rate: the background test."""
+    """A cut under judgement, then its test cut: the background test."""
 
-    rate: float  # requests/s sent when the run began
-    share: float  # share of rate limits before the cut being judged (the run's, then the first cut's)
-    first_share: float  # the run's
+    share: float  # share of rate limits before the cut being judged (the first's, then the test cut's)
+    first_share: float  # the share that drew the first cut
     sent: float  # requests/s sent before the cut being judged
     undo: tuple[float, float, float | None, float | None, bool]  # limit, threshold, rate, ceiling, confirmed
     accepted: float = 0.0  # requests/s the site accepted after the first cut (set by the test cut)
@@ -303,7 +301,7 @@ class SlotController:
     def _start_run(self, evidence: _Counts, excess: int) -> bool:
         """Cut for ``excess`` rate limits in ``evidence``, and judge the cut in the next windows."""
         sent, share = evidence.total / evidence.seconds, evidence.first_limited / evidence.first
-        self._run = _Run(sent, share, share, sent,
+        self._run = _Run(share, share, sent,
                          (self.limit, self.threshold, self.rate, self.ceiling, self._confirmed),
                          min_windows=2 if self._flooded else 1)
         self._cut(accepted=max(0.1, (evidence.total - excess) / evidence.seconds))
@@ -311,8 +309,8 @@ class SlotController:
         return True
 
     def _judge(self, run: _Run, counts: _Counts) -> bool:
-        """A sequential test (Wald's SPRT) of the answers since the cut: background (the share that
-        drew the cut persists) against load (it fell to the floor). True while the verdict is out."""
+        """Judge a cut on the first attempts answered since: a sequential likelihood-ratio test (Wald's
+        SPRT) of background against a rate limit. True while the verdict is out, or if it undid it."""
         run.after.add(counts)
         run.windows += 1
         run.elapsed += counts.seconds
@@ -404,7 +402,7 @@ class SlotController:
         # concurrency in proportion to their share, as DCTCP does (× error_decrease when all failed);
         # a window where fewer than half failed still grows what binds. A site that fails a steady
         # share of pages whatever the load learns it as its floor and is not slowed by it.
-        share = window.errors / window.total if window.total else 0.0
+        share = window.first_errors / window.first if window.first else 0.0
         excess = max(0.0, share - self.error_floor.share - MARGIN)
         if window.first:
             self.error_floor.learn(window.first_errors, window.first)

@@ -122,18 +122,24 @@ def test_timeouts_and_unused_capacity() -> None:
     assert controller.decide(2.0).concurrency == 7
 
 
+def windows_with_errors(controller: SlotController, rng: random.Random, count: int, answers: int,
+                        error_share: float, start: float) -> list[int]:
+    """``count`` one-second windows of ``answers`` each, a share of them errors, the slot full:
+    the concurrency after each."""
+    limits = []
+    for window in range(count):
+        limit = controller.decision().concurrency
+        for _ in range(answers):
+            controller.record("error" if rng.random() < error_share else "ok", 0.01, in_flight=limit)
+        limits.append(controller.decide(start + window + 1).concurrency)
+    return limits
+
+
 def test_random_errors_unrelated_to_load_do_not_cut_the_concurrency() -> None:
     """20% of requests fail whatever the load (a flaky site): that share is learnt as the errors'
     noise floor, so the concurrency is not cut for it and grows to its maximum while it binds."""
-    rng = random.Random(7)
-    controller, now = SlotController(ControllerConfig(start=16, max_concurrency=32), 0.0), 0.0
-    limits = []
-    for _ in range(60):
-        limit = controller.decision().concurrency
-        for _ in range(100):
-            controller.record("error" if rng.random() < 0.2 else "ok", 0.01, in_flight=limit)
-        now += 1
-        limits.append(controller.decide(now).concurrency)
+    controller = SlotController(ControllerConfig(start=16, max_concurrency=32), 0.0)
+    limits = windows_with_errors(controller, random.Random(7), 60, 100, 0.2, 0.0)
     assert min(limits) >= 12 and limits[-1] == 32
     assert controller.error_floor.share == pytest.approx(0.2, abs=0.05)
 
@@ -141,21 +147,10 @@ def test_random_errors_unrelated_to_load_do_not_cut_the_concurrency() -> None:
 def test_errors_rising_above_their_floor_still_cut() -> None:
     """Learnt at 10%, errors jumping to 60% (an overloaded site) halve the concurrency within 6 s."""
     rng = random.Random(8)
-    controller, now = SlotController(ControllerConfig(start=16, max_concurrency=32), 0.0), 0.0
-    for _ in range(20):
-        limit = controller.decision().concurrency
-        for _ in range(100):
-            controller.record("error" if rng.random() < 0.1 else "ok", 0.01, in_flight=limit)
-        now += 1
-        controller.decide(now)
-    before = controller.decision().concurrency
-    for _ in range(6):
-        limit = controller.decision().concurrency
-        for _ in range(20):
-            controller.record("error" if rng.random() < 0.6 else "ok", 0.01, in_flight=limit)
-        now += 1
-        controller.decide(now)
-    assert controller.decision().concurrency <= before / 2
+    controller = SlotController(ControllerConfig(start=16, max_concurrency=32), 0.0)
+    before = windows_with_errors(controller, rng, 20, 100, 0.1, 0.0)[-1]
+    after = windows_with_errors(controller, rng, 6, 20, 0.6, 20.0)[-1]
+    assert after <= before / 2
 
 
 def test_random_errors_do_not_freeze_a_paced_rate() -> None:

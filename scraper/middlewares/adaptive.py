@@ -41,6 +41,11 @@ RELAXED = 0.8  # a pace whose gap shrinks below this share of the last releases 
 TICKS_PER_WINDOW = 4  # the decision loop runs this often a window: a cut's verdict can come early
 
 
+def is_retry(request: Request) -> bool:
+    """A retry (of either budget): its outcome does not count towards the slot's shares."""
+    return bool(request.meta.get("retry_times") or request.meta.get(RATELIMIT_TIMES_KEY))
+
+
 def controller_config(crawler: Crawler) -> ControllerConfig:
     s = crawler.settings
     config = dict(
@@ -187,8 +192,8 @@ class AdaptiveConcurrencyMiddleware:
         else:
             outcome = "ok"
         before = int(controller.limit)
-        retry = bool(request.meta.get("retry_times") or request.meta.get(RATELIMIT_TIMES_KEY))
-        controller.record(outcome, request.meta.get("download_latency"), self._in_flight(request), retry)
+        controller.record(outcome, request.meta.get("download_latency"), self._in_flight(request),
+                          is_retry(request))
         if outcome == "limited" and controller.flooding:  # no new start until the window's decision
             controller.flood()
             self._held[request.meta.get(SLOT_KEY, "")] = time.time() + controller.window_left(time.monotonic())
@@ -205,8 +210,7 @@ class AdaptiveConcurrencyMiddleware:
             return  # a network error through a rotating proxy is the proxy pool's business, not the site's
         controller = self._controller(request)
         if controller is not None:  # left without a response: timeout, refused, dropped
-            retry = bool(request.meta.get("retry_times") or request.meta.get(RATELIMIT_TIMES_KEY))
-            controller.record("error", None, self._in_flight(request), retry)
+            controller.record("error", None, self._in_flight(request), is_retry(request))
 
     # decide and act ------------------------------------------------------------------------------
     def tick(self) -> None:

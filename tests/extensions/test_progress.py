@@ -28,3 +28,17 @@ def test_progress_line_and_summary(tmp_path: Path) -> None:
     written, _, _, malformed, where = summary.groups()
     assert int(written) + int(malformed) == 60 and int(malformed) > 0
     assert where == str(tmp_path / "out")
+
+
+def test_429_share_is_a_share_and_retries_are_told_from_paced_starts(tmp_path: Path) -> None:
+    """Half the product pages answer 429 + Retry-After twice: the share counts every response, retried
+    ones too (it once divided by response_received_count, which misses them, and read 150%)."""
+    with LocalSite(books=60, seed=12, fault_rate=0.5, fault_kinds="429", fault_times=2,
+                   fault_match=r"^catalogue/[^/]+_\d+/index\.html$") as site:
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
+                           "-s", "LOGSTATS_INTERVAL=0.3")
+    assert result.returncode == 0, result.log[-3000:]
+    shares = [int(share) for share in re.findall(r"429s (\d+)% of responses", result.log)]
+    assert shares and max(shares) <= 100 and max(shares) > 0
+    waiting = re.findall(r"(\d+) retries waiting; (\d+) paced starts waiting", result.log)
+    assert any(int(retries) > 0 for retries, _ in waiting)
