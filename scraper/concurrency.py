@@ -28,6 +28,7 @@ MIN_EXCESS = 2
 EVIDENCE_WINDOWS = 3
 EVIDENCE_MIN = 100
 EVIDENCE_MAX_WINDOWS = 10
+LEARN_BELOW = 0.9  # windows are folded into the floor at most at this share of the ceiling
 FLOOR_MEMORY = 300  # responses: the floor's moving average (of windows without excess) spans about this many
 # Background test: after a cut, the answers (at least VERIFY_MIN first attempts and one window, at most
 # VERIFY_WINDOWS) show, by a sequential likelihood-ratio test, whether the share of rate limits fell
@@ -60,6 +61,7 @@ BURST_WINDOWS = 1.0
 RECENT = 16
 FLOOD_SHARE = 0.75
 URGENT = 8
+HYSTART_SAMPLES = 8  # slow start ends once the median of this many latest latencies shows a queue
 ERRORS_STILL_GROWING = 0.5  # a fully used window with errors still grows by 1 if fewer failed than this
 
 
@@ -186,11 +188,14 @@ class SlotController:
         self._step = config.rate_probe
         self._settled = 0  # windows spent settled just under the ceiling
         self._overshoot = 0.0  # requests sent past a confirmed ceiling while probing it
+        self._window_rate: float | None = None  # the rate this window is paced at
         self._window = _Window()
         self._window_start = now
         self._recent_share = 0.0  # moving share of rate limits over about RECENT answers
         self._flooded = False  # this window flooded a limit
         self._best: deque[float] = deque(maxlen=config.best_windows)
+        self._min_latency = math.inf
+        self._last_latencies: deque[float] = deque(maxlen=HYSTART_SAMPLES)
         self.latency_p50 = 0.0
         self.latency_p95 = 0.0
         self.requests = 0
@@ -221,6 +226,11 @@ class SlotController:
             window.ok += 1
             if latency is not None:
                 window.latencies.append(latency)
+                self._min_latency = min(self._min_latency, latency)
+                self._last_latencies.append(latency)
+                if self.slow_start and len(self._last_latencies) == HYSTART_SAMPLES \
+                        and statistics.median(self._last_latencies) > self._latency_allowed(self._min_latency):
+                    self.threshold = self.limit  # a queue builds (as HyStart): slow start ends here
             failed = window.first_errors + window.first_limited  # (a site's background: well under half)
             if self.slow_start and failed < ERRORS_STILL_GROWING * window.first and in_flight + 1 >= int(self.limit):
                 self.limit = min(self.threshold, self.limit + 1)
@@ -272,6 +282,7 @@ class SlotController:
             self._errors_and_latency(window)
         self._flooded = False
         self.action, self.last_action = "", self.action
+        self._window_rate = self.rate
         if self.rate is not None and self._best:  # enough in flight to carry the pace
             needed = self.rate * min(self._best) * HEADROOM + 1
             self.limit = max(self.limit, min(float(self.config.max_concurrency), needed))
@@ -328,14 +339,18 @@ class SlotController:
         fell = evidence <= 0
         if fell or not slowed:  # fell to the floor: our load (never slowed: the cut stands too)
             self._run = None
-            if fell:  # what is left under the limit is the site's background
-                self.floor.learn(after.first_limited, after.first)
             if run.cuts == 2 and self.rate is not None:  # the limit is between the two cuts: pace
                 self.ceiling = run.accepted  # at what the site accepted after the first
                 self._confirmed = True
                 self.rate = max(self.rate, self.config.rate_decrease * run.accepted)
             self.action += " -> the cut stands (load)"
             return False
+        _, _, rate_before, ceiling_before, confirmed_before = run.undo
+        if confirmed_before and rate_before is not None and ceiling_before is not None \
+                and rate_before > ceiling_before:  # drawn by a probe past the known limit: ours
+            self._run = None
+            self.action += " -> 429s persisted past the known limit: cut again"
+            return self._start_run(after, max(1, self.floor.excess(after.first_limited, after.first)))
         if run.cuts == 1:  # persisted: test it at a rate cut again, by half
             assert self.rate is not None
             self.rate = max(0.1, PERSIST_FALL * min(self.rate, sent))
@@ -367,10 +382,9 @@ class SlotController:
         return limited * math.log(background / load) + other * math.log((1 - background) / (1 - load))
 
     def _learn(self, counts: _Counts) -> None:
-        """Fold a window that showed no excess into the floor, unless a cut is still being judged
-        or the rate is probing past the ceiling (its 429s would raise the floor with our load)."""
-        probing = self.rate is not None and self.ceiling is not None and self.rate >= SETTLED * self.ceiling
-        if not probing:
+        """Fold a window that showed no excess into the floor if its rate was well below the
+        ceiling (near it, a few 429s of our own would raise the floor, and the floor the tolerance)."""
+        if self.rate is None or self.ceiling is None or self.rate <= LEARN_BELOW * self.ceiling:
             self.floor.learn(counts.first_limited, counts.first)
 
     def _cut(self, accepted: float) -> None:
@@ -455,8 +469,10 @@ class SlotController:
         return Decision(max(self.config.min_concurrency, int(self.limit)), delay)
 
     def _pacing_bound(self, window: _Window) -> bool:
-        """Paced and sending at (nearly) the paced rate: the rate, not the concurrency, binds."""
-        return self.rate is not None and window.total >= 0.9 * self.rate * window.seconds
+        """Paced and sending at (nearly) the rate the window was paced at: the rate, not the
+        concurrency, binds."""
+        paced = self._window_rate if self._window_rate is not None else self.rate
+        return paced is not None and window.total >= 0.9 * paced * window.seconds
 
     def _latency_gradient(self, window: _Window) -> float:
         if len(window.latencies) < 3:
@@ -466,6 +482,9 @@ class SlotController:
         self.latency_p50 = current
         self.latency_p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
         self._best.append(current)
-        best = min(self._best)
-        allowed = max(self.config.tolerance * best, best + self.config.latency_margin)
+        allowed = self._latency_allowed(min(self._best))
         return max(0.5, min(1.0, allowed / current)) if current > 0 else 1.0
+
+    def _latency_allowed(self, best: float) -> float:
+        """The latency past which the site is queueing our requests."""
+        return max(self.config.tolerance * best, best + self.config.latency_margin)

@@ -116,7 +116,7 @@ class FaultyServer:
         # (requests in flight including this one, responses finished before it) for the first
         # ARRIVALS_KEPT requests: how a crawl opens (slow start, or a thundering herd)
         self.arrivals: list[tuple[int, int]] = []
-        self.first_seen: dict[str, float] = {}  # path -> when it was first requested (monotonic)
+        self.first_seen: dict[str, float] = {}  # path -> when it was first requested (epoch)
         self.service_times: list[float] = []  # seconds from arrival to answer, of 200s
         self.configure(config)
 
@@ -135,7 +135,7 @@ class FaultyServer:
             path += "?" + request.query_string
         self.requests[path] += 1
         arrived = time.monotonic()
-        self.first_seen.setdefault(path, arrived)
+        self.first_seen.setdefault(path, time.time())
         client = request.remote or ""
         self.clients[client] += 1
         self.agents[request.headers.get("User-Agent", "")] += 1
@@ -207,7 +207,8 @@ class FaultyServer:
                 stats["paths"] = dict(self.requests)
             if request.query.get("firsts"):  # when paths were first asked for: a crawl's own pace
                 firsts = sorted(self.first_seen.values())
-                stats["first_requests"] = {"paths": len(firsts),
+                stats["first_requests"] = {"paths": len(firsts), "first_at": firsts[0] if firsts else 0.0,
+                                           "last_at": firsts[-1] if firsts else 0.0,
                                            "span_s": firsts[-1] - firsts[0] if firsts else 0.0}
             if self.service_times:
                 ordered = sorted(self.service_times)

@@ -37,7 +37,7 @@ PACED_AT = "adaptive_paced_at"  # the start time a paced request was given
 PACED_EPOCH = "adaptive_paced_epoch"  # the slot's pace epoch it was given in (a slower pace voids it)
 RESERVE_WINDOWS = 2  # paced starts are promised at most this many decision windows ahead
 LATE_GAPS, LATE_MIN = 2, 0.5  # a paced start missed by more than max(2 gaps, 0.5 s) is taken anew
-RELAXED = 0.8  # a pace whose gap shrinks below this share of the last releases the requests waiting for it
+RELAXED = 0.95  # a pace whose gap shrinks below this share of the last releases the requests waiting for it
 TICKS_PER_WINDOW = 4  # the decision loop runs this often a window: a cut's verdict can come early
 
 
