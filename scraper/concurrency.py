@@ -315,7 +315,9 @@ class SlotController:
         self._run = _Run(share, share, sent,
                          (self.limit, self.threshold, self.rate, self.ceiling, self._confirmed),
                          min_windows=2 if self._flooded else 1)
-        self._cut(accepted=max(0.1, (evidence.total - excess) / evidence.seconds))
+        # what the site accepted: every answer but the rate limits beyond the floor (retries' too)
+        refused = max(excess, evidence.limited - self.floor.share * evidence.total)
+        self._cut(accepted=max(0.1, (evidence.total - refused) / evidence.seconds))
         self.action += f" -> excess {excess}: cut"
         return True
 
