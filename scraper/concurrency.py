@@ -47,7 +47,8 @@ HEADROOM = 2.0  # a paced slot may have rate × best latency × this in flight (
 # Probing the paced rate.
 SETTLED = 0.98  # at or above this share of the ceiling the rate is settled...
 SETTLE_WINDOWS = 6  # ...for this many windows before probing past the ceiling (capacity may have grown),
-SETTLE_REQUESTS = 150  # ...and this many requests: a slow site's probe costs a larger share of them
+SETTLE_REQUESTS = 150  # ...and this many requests (a slow site's probe costs a larger share of them),
+SETTLE_MAX_WINDOWS = 15  # ...but never more windows than this
 PROBE_MAX = 0.25  # the largest probe step per window
 # Past a confirmed ceiling, a token bucket's burst hides the overshoot until it drains: steps stay
 # under PROBE_BURST until the rate sent beyond the ceiling exceeds BURST_WINDOWS windows' worth of
@@ -454,7 +455,7 @@ class SlotController:
                 self.rate = min(SETTLED * ceiling, self.rate * (1 + self._step))
                 self._settled = 0
                 return
-            if self._settled < max(SETTLE_WINDOWS, SETTLE_REQUESTS / (ceiling * cfg.window)):
+            if self._settled < max(SETTLE_WINDOWS, min(SETTLE_MAX_WINDOWS, SETTLE_REQUESTS / (ceiling * cfg.window))):
                 self._settled += 1
                 self._step = cfg.rate_probe
                 return
