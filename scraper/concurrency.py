@@ -485,7 +485,9 @@ class SlotController:
         self.latency_p50 = current
         self.latency_p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
         self._best.append(current)
-        allowed = self._latency_allowed(min(self._best))
+        # (the least single latency too: when slow start already queued in the first windows,
+        # every window's median is a queue's)
+        allowed = self._latency_allowed(min(min(self._best), self._min_latency))
         return max(0.5, min(1.0, allowed / current)) if current > 0 else 1.0
 
     def _latency_allowed(self, best: float) -> float:
