@@ -22,7 +22,6 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,6 +34,7 @@ import pyarrow.dataset as ds
 
 from bench.common import alternate_runs, report
 from bench.crawl import STOCK as SCRAPY_DEFAULTS
+from bench.crawl import scrapy_argv
 from scraper.localsite.process import LocalSite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,8 +80,7 @@ def crawl(site: LocalSite, scenario: Scenario, args: list[str]) -> dict[str, Any
     site.control(**{**BASE, **scenario.site})
     timers = [threading.Timer(after, site.control, kwargs=changes) for after, changes in scenario.controls]
     with tempfile.TemporaryDirectory() as out:
-        argv = [sys.executable, "-m", "scrapy", "crawl", "books", "-a", f"start_url={site.url}",
-                "-s", f"PARQUET_URI={out}", "-s", "LOG_LEVEL=WARNING", *args]
+        argv = scrapy_argv(site, out, args)
         started = time.perf_counter()
         for timer in timers:
             timer.start()

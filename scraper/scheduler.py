@@ -91,9 +91,15 @@ class MemoryDelayStore:
 
     def take(self, predicate: Callable[[Request], bool]) -> list[Request]:
         """Remove and return the waiting requests ``predicate`` selects, whenever they are due."""
-        taken = [entry[2] for entry in self._heap if predicate(entry[2])]
+        taken: list[Request] = []
+        kept = []
+        for entry in self._heap:
+            if predicate(entry[2]):
+                taken.append(entry[2])
+            else:
+                kept.append(entry)
         if taken:
-            self._heap = [entry for entry in self._heap if not predicate(entry[2])]
+            self._heap = kept
             heapq.heapify(self._heap)
         return taken
 
@@ -185,24 +191,24 @@ class DelayedRequestsMixin:
 
     def _release(self) -> None:
         self._timer = None
-        engine = self.crawler.engine
         for request in self.delay_store.pop_due(time.time()):
-            self._waiting[delay_reason(request)] -= 1
-            request.meta.pop(DELAY_KEY, None)
-            request.meta.pop(DELAY_REASON, None)
-            engine.crawl(request)  # back into the normal queue; wakes the engine
+            self._requeue(request)
         self._count_pending()
         self._arm()
+
+    def _requeue(self, request: Request) -> None:
+        """A delayed request back into the normal queue (wakes the engine)."""
+        self._waiting[delay_reason(request)] -= 1
+        request.meta.pop(DELAY_KEY, None)
+        request.meta.pop(DELAY_REASON, None)
+        self.crawler.engine.crawl(request)
 
     def _pace_relaxed(self, slot: str) -> None:
         """Requests waiting for a paced start in ``slot`` go now (to be paced anew at the new pace)."""
         released = self.delay_store.take(
             lambda r: delay_reason(r) == "paced" and r.meta.get("download_slot") == slot)
         for request in released:
-            self._waiting["paced"] -= 1
-            request.meta.pop(DELAY_KEY, None)
-            request.meta.pop(DELAY_REASON, None)
-            self.crawler.engine.crawl(request)
+            self._requeue(request)
         if released:
             self._count_pending()
 

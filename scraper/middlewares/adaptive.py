@@ -228,9 +228,10 @@ class AdaptiveConcurrencyMiddleware:
             elif before and decision.delay < RELAXED * before:  # so does a much faster one (or none)
                 self._void_bookings(key)
                 self.crawler.signals.send_catch_log(our_signals.pace_relaxed, slot=key)
-            logger.debug("Adaptive %s: %s; c=%s rate=%s floor=%.3f", key, controller.last_action,
-                         decision.concurrency, f"{1 / decision.delay:.1f}/s" if decision.delay else "unpaced",
-                         controller.floor.share)
+            if logger.isEnabledFor(logging.DEBUG):  # four times a window per slot: format only if shown
+                logger.debug("Adaptive %s: %s; c=%s rate=%s floor=%.3f", key, controller.last_action,
+                             decision.concurrency, f"{1 / decision.delay:.1f}/s" if decision.delay else "unpaced",
+                             controller.floor.share)
             slot = self._slot(key)
             if slot is not None:
                 self._apply(slot, controller, decision.concurrency, decision.delay)

@@ -19,45 +19,33 @@ from dataclasses import dataclass, field
 
 from scraper.backoff import BackoffPolicy
 from scraper.concurrency import ControllerConfig, SlotController
-from scraper.localsite.faults import unit_hash
+from scraper.localsite.faults import FaultConfig, FaultPlan, TokenBucket
 
 STEP = 0.001
 
 
-class Bucket:
-    """A site-wide token bucket: ``rate`` requests/s, ``burst`` stored; beyond it a fast 429 with
-    ``Retry-After: 1``."""
+class Bucket(TokenBucket):
+    """The local site's site-wide token bucket (``rate``/s, ``burst`` stored) on the simulation's
+    clock; beyond it, a fast 429 with ``Retry-After: 1``."""
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.rate = rate
-        self.burst = burst if burst is not None else rate
-        self.tokens, self.stamp = self.burst, 0.0
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+        self.now = 0.0  # set by each answer
+        super().__init__(rate, int(burst) if burst is not None else 0, clock=lambda: self.now)
 
 
-@dataclass
 class Faults:
-    """Background faults, as the local site injects them: a ``share`` of paths fail their first
-    ``times`` requests, each path with one kind (``429`` with ``Retry-After``, ``503``, ``500``,
-    ``drop``), whatever the load."""
+    """Background faults, as the local site injects them (its own :class:`FaultPlan`): a ``share``
+    of paths fail their first ``times`` requests, each path with one kind (``429`` with
+    ``Retry-After``, ``503``, ``500``, ``drop``), whatever the load."""
 
-    share: float
-    kinds: tuple[str, ...] = ("503", "429", "drop", "500")
-    times: int = 2
-    retry_after: float = 1.0
-    seed: int = 1
+    def __init__(self, share: float, kinds: tuple[str, ...] = ("503", "429", "drop", "500"), times: int = 2,
+                 retry_after: float = 1.0, seed: int = 1) -> None:
+        self.retry_after = retry_after
+        self.plan = FaultPlan(FaultConfig(fault_rate=share, fault_kinds=kinds, fault_times=times,
+                                          fault_retry_after=retry_after, seed=seed))
 
-    def fault(self, path: int, attempt: int) -> str | None:
-        if attempt >= self.times or unit_hash(self.seed, "fault", path) >= self.share:
-            return None
-        return self.kinds[int(unit_hash(self.seed, "kind", path) * len(self.kinds))]
+    def fault(self, path: int) -> str | None:
+        return self.plan.fault_for(str(path))
 
 
 @dataclass
@@ -73,11 +61,13 @@ class Site:
     service: float = 0.0
     _free: list[float] = field(default_factory=list)
 
-    def answer(self, now: float, path: int, attempt: int) -> tuple[str, float, float | None]:
+    def answer(self, now: float, path: int) -> tuple[str, float, float | None]:
         """``(outcome, done at, Retry-After)``; outcome ``ok``, ``limited`` or ``error``."""
-        if self.bucket is not None and not self.bucket.take(now):
-            return "limited", now + 0.002, 1.0
-        fault = self.faults.fault(path, attempt) if self.faults else None
+        if self.bucket is not None:
+            self.bucket.now = now
+            if self.bucket.take() > 0:
+                return "limited", now + 0.002, 1.0
+        fault = self.faults.fault(path) if self.faults else None
         if fault == "429":
             return "limited", now + 0.002, self.faults.retry_after  # type: ignore[union-attr]
         if fault is not None:
@@ -173,7 +163,7 @@ def crawl(site: Site, seconds: float, paths: int | None = None, config: Controll
                 _, _, path, attempt = heapq.heappop(retries)
             else:
                 break
-            outcome, done, retry_after = site.answer(now, path, attempt)
+            outcome, done, retry_after = site.answer(now, path)
             heapq.heappush(completions, (done, seq, path, attempt, outcome, done - now, retry_after))
             seq += 1
             in_flight += 1
