@@ -10,7 +10,9 @@ column) are ours; each is checked against figures measured in the same run. Scen
 2. ``flaky+bucket``: the same faults behind a 40/s token bucket.
 3. ``bucket``: a pure 40/s token bucket.
 4. ``capacity``: a token bucket at 20/s, 60/s from 30 s, 20/s again from 60 s.
-5. ``per-path 429``: 30% of paths answer 429 + ``Retry-After: 1`` three times, whatever the rate.
+5. ``per-path 429``: 30% of product pages answer 429 + ``Retry-After: 1`` three times, whatever the
+   rate. Listing pages do not: their waits would stall discovery for every crawler alike, and the
+   rate would measure the wait instead of the controller.
 6. ``slows under load``: 4 requests served at once, 50 ms each; more queue.
 
 Run: ``python -m bench.ratelimit [--repeats 1] [--only flaky,bucket]``.
@@ -52,7 +54,8 @@ VARIANTS = {
 FAULTS = dict(fault_rate=0.25, fault_kinds=["503", "429", "drop", "500"], fault_times=2, fault_retry_after=1)
 # every knob a scenario may set, at its default: each run starts from these
 BASE = dict(rate_limit=0, burst=0, fault_rate=0.0, fault_kinds=["500", "503", "429", "drop"], fault_times=1,
-            fault_retry_after=1.0, workers=0, latency_ms=0.0)
+            fault_retry_after=1.0, fault_match="", workers=0, latency_ms=0.0)
+PRODUCT_PAGES = r"catalogue/(?!category/)[^/]+/index\.html$"
 
 
 @dataclass
@@ -69,7 +72,8 @@ SCENARIOS = {
     "bucket": Scenario(dict(rate_limit=40, burst=40), books=1000),
     "capacity": Scenario(dict(rate_limit=20, burst=20), books=3000,
                          controls=[(30, {"rate_limit": 60, "burst": 60}), (60, {"rate_limit": 20, "burst": 20})]),
-    "per-path 429": Scenario(dict(fault_rate=0.3, fault_kinds=["429"], fault_times=3, fault_retry_after=1)),
+    "per-path 429": Scenario(dict(fault_rate=0.3, fault_kinds=["429"], fault_times=3, fault_retry_after=1,
+                                  fault_match=PRODUCT_PAGES)),
     "slows under load": Scenario(dict(workers=4, latency_ms=50)),
 }
 
@@ -187,8 +191,9 @@ def targets(results: dict[str, dict[str, dict[str, float]]]) -> dict[str, str]:
     checks: dict[str, tuple[str, bool]] = {}
     if "flaky" in results:
         stock = results["flaky"]["stock + retries"]["wall s"]
-        wall = ours["flaky"]["wall s"]
-        checks["flaky"] = (f"wall {wall / stock:.2f}x stock+retries <= 1.2, rows 1000",
+        wall, fixed = ours["flaky"]["wall s"], results["flaky"]["fixed 8"]["wall s"]
+        # (stock retries a 429 at once; fixed 8 waits out Retry-After as ours does: the controller's cost)
+        checks["flaky"] = (f"wall {wall / stock:.2f}x stock+retries <= 1.2 ({wall / fixed:.2f}x fixed 8), rows 1000",
                            wall <= 1.2 * stock and ours["flaky"]["rows"] == 1000)
     if "flaky+bucket" in results and "flaky" in results:
         needed = ours["flaky"]["requests"]  # the same faults, no limit: every request got a token

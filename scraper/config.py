@@ -21,6 +21,14 @@ class InvalidSetting(ValueError):
         self.setting = name
 
 
+class InvalidArgument(ValueError):
+    """A spider argument (``-a name=value``) has a value the spider cannot use."""
+
+    def __init__(self, name: str, value: Any, expected: str) -> None:
+        super().__init__(f"Invalid spider argument {name}={value!r}: expected {expected}")
+        self.argument = name
+
+
 def get_int(settings: BaseSettings, name: str, default: int, *, minimum: int | None = None,
             maximum: int | None = None) -> int:
     raw = settings.get(name, default)

@@ -5,6 +5,7 @@ from pathlib import Path
 BOT_NAME = "scraper"
 SPIDER_MODULES = ["scraper.spiders"]
 NEWSPIDER_MODULE = "scraper.spiders"
+COMMANDS_MODULE = "scraper.commands"  # `scrapy crawl` whose exit status says how the crawl ended
 # `scrapy genspider -t project NAME DOMAIN`: a spider in this project's style (docs/add-a-spider.md).
 TEMPLATES_DIR = str(Path(__file__).resolve().parent / "templates")
 
@@ -34,6 +35,8 @@ DOWNLOAD_HANDLERS = {
 SCHEDULER = "scraper.scheduler.DelayingScheduler"
 
 DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "scraper.middlewares.robots.RobotsTxtMiddleware": 100,  # Scrapy's, warning about a forbidden start URL
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "scraper.middlewares.retry.BackoffRetryMiddleware": 550,
     "scraper.middlewares.adaptive.AdaptiveConcurrencyMiddleware": 560,
@@ -54,12 +57,14 @@ ITEM_PIPELINES = {
 }
 
 EXTENSIONS = {
+    "scraper.extensions.settings_check.SettingsCheck": 0,  # Scrapy settings whose errors it would swallow
     "scrapy.extensions.logstats.LogStats": None,  # replaced by the progress line (same LOGSTATS_INTERVAL)
     "scraper.extensions.progress.ProgressLog": 0,
     "scraper.extensions.report.RunReport": 0,
     "scraper.extensions.deadletter.DeadLetterExtension": 0,
     "scraper.extensions.rawarchive.RawArchiveExtension": 0,
     "scraper.extensions.redis_check.RedisCheck": 0,
+    "scraper.extensions.outcome.CrawlOutcome": 0,  # after ProgressLog: its line is the crawl's last word
 }
 
 # Adaptive per-site concurrency (replaces AutoThrottle, which must stay off).

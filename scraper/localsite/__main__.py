@@ -47,6 +47,8 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ban-clients", default="", help="comma-separated client IPs to ban")
     parser.add_argument("--ban-page", choices=BAN_PAGES, default="403",
                         help="what a banned client gets: 403, or a 200 captcha page")
+    parser.add_argument("--robots-disallow", default="",
+                        help='robots.txt "Disallow:" for every user agent ("/" = the whole site)')
     return parser
 
 
@@ -67,6 +69,7 @@ def fault_config(args: argparse.Namespace) -> FaultConfig:
             fault_match=args.fault_match,
             malformed_rate=args.malformed_rate, seed=args.seed,
             ban_clients=tuple(filter(None, args.ban_clients.split(","))), ban_page=args.ban_page,
+            robots_disallow=args.robots_disallow,
         )
     except ValueError as exc:
         sys.exit(f"error: {exc}")

@@ -44,6 +44,7 @@ class FaultConfig:
     malformed_rate: float = 0.0  # fraction of product pages served without their UPC row
     ban_clients: tuple[str, ...] = ()  # client IPs that are banned (e.g. one proxy's exit address)
     ban_page: str = "403"  # what a banned client gets: 403, or "captcha" (a 200 captcha page)
+    robots_disallow: str = ""  # robots.txt "Disallow:" for every user agent ("/" = the whole site)
     seed: int = 1
 
     def __post_init__(self) -> None:

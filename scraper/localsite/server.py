@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 _PAGE = re.compile(r"(?:index|page-(\d+))\.html")
 _PRODUCT = re.compile(r"catalogue/([^/]+)_(\d+)/index\.html")
 _CATEGORY = re.compile(r"catalogue/category/books/([^/]+)_(\d+)/(index\.html|page-\d+\.html)")
-_ROBOTS = "User-agent: *\nDisallow:\n"
+_ROBOTS = "User-agent: *\nDisallow: {}\n"
 _HTML = "text/html"  # like the real site: no charset in the header, the page's <meta> declares it
 
 
@@ -183,7 +183,7 @@ class FaultyServer:
         elif cfg.latency_ms or cfg.latency_jitter_ms:
             await asyncio.sleep((cfg.latency_ms + random.uniform(0, cfg.latency_jitter_ms)) / 1000)
         if path == "robots.txt":
-            return web.Response(text=_ROBOTS, content_type="text/plain")
+            return web.Response(text=_ROBOTS.format(cfg.robots_disallow), content_type="text/plain")
         malformed = self.plan.is_malformed(path)
         status, body = self.site.render(path, malformed=malformed)
         return web.Response(status=status, body=body.encode(), content_type=self.site.content_type,

@@ -69,6 +69,14 @@ class RowBuffer:
         return columns_to_table(columns, self.schema)
 
 
+class PartWriteError(OSError):
+    """Rows could not be written: ``lost`` of them (the failed part's and those not yet written)."""
+
+    def __init__(self, lost: int, cause: Exception) -> None:
+        super().__init__(f"{lost} row(s) could not be written: {cause}")
+        self.lost = lost
+
+
 @dataclass
 class PartInfo:
     path: str
@@ -105,7 +113,7 @@ class DatasetWriter:
         self._sink: pa.NativeFile | None = None
         self._part_rows = 0
         self._temp_path = ""
-        fs.create_dir(self.directory, recursive=True)
+        self._dir_made = False  # made on the I/O thread, before the first write: the constructor does no I/O
 
     @property
     def rows_written(self) -> int:
@@ -120,19 +128,23 @@ class DatasetWriter:
 
     def write(self, columns: dict[str, list[Any]]) -> None:
         """Write rows as row group(s) (converting them to Arrow here), splitting them at part
-        boundaries so no part exceeds ``part_max_rows``."""
+        boundaries so no part exceeds ``part_max_rows``. Raises :class:`PartWriteError` if the
+        filesystem fails: the open part is then removed, never published half-written."""
         table = self.buffer.to_table(columns)
-        while table.num_rows:
-            if self._writer is None:
-                self._open_part()
-            assert self._writer is not None and self._sink is not None
-            chunk = table.slice(0, self.part_max_rows - self._part_rows)
-            table = table.slice(chunk.num_rows)
-            self._writer.write_table(chunk, row_group_size=chunk.num_rows)
-            self._part_rows += chunk.num_rows
-            self.row_groups += 1
-            if self._part_rows >= self.part_max_rows or self._sink.tell() >= self.part_max_bytes:
-                self._close_part()
+        try:
+            while table.num_rows:
+                if self._writer is None:
+                    self._open_part()
+                assert self._writer is not None and self._sink is not None
+                chunk = table.slice(0, self.part_max_rows - self._part_rows)
+                self._writer.write_table(chunk, row_group_size=chunk.num_rows)
+                table = table.slice(chunk.num_rows)
+                self._part_rows += chunk.num_rows
+                self.row_groups += 1
+                if self._part_rows >= self.part_max_rows or self._sink.tell() >= self.part_max_bytes:
+                    self._close_part()
+        except (OSError, pa.ArrowException) as exc:
+            raise self._abort_part(exc, table.num_rows) from exc
 
     def commit(self, columns: dict[str, list[Any]]) -> None:
         """Write ``columns`` (taken from the buffer on the caller's thread) and close the open part:
@@ -147,9 +159,13 @@ class DatasetWriter:
         return moves
 
     def close(self) -> list[PartInfo]:
-        """Write what is buffered and close the open part. Idempotent."""
+        """Write what is buffered and close the open part. Idempotent; :class:`PartWriteError` as
+        :meth:`write`."""
         self.write(self.take())
-        self._close_part()
+        try:
+            self._close_part()
+        except (OSError, pa.ArrowException) as exc:
+            raise self._abort_part(exc, 0) from exc
         return self.parts
 
     def finish(self, complete: bool, extra: Mapping[str, Any]) -> None:
@@ -167,7 +183,13 @@ class DatasetWriter:
         if complete:
             self._write_atomically(f"{self.directory}/{SUCCESS}", b"")
 
+    def _make_dir(self) -> None:
+        if not self._dir_made:
+            self.fs.create_dir(self.directory, recursive=True)
+            self._dir_made = True
+
     def _open_part(self) -> None:
+        self._make_dir()
         name = f"part-{self.token}-{len(self.parts):05d}.parquet"
         self._temp_path = f"{self.directory}/.{name}.inprogress"
         self._sink = self.fs.open_output_stream(self._temp_path)
@@ -188,12 +210,38 @@ class DatasetWriter:
         self.parts.append(PartInfo(final, self._part_rows, size))
         self._writer, self._sink, self._part_rows = None, None, 0
 
+    def _abort_part(self, exc: Exception, unwritten: int) -> PartWriteError:
+        """Remove the part that failed (its footer will never be written) and say what was lost."""
+        lost = self._part_rows + unwritten
+        writer, sink, temp = self._writer, self._sink, self._temp_path
+        self._writer, self._sink, self._part_rows, self._temp_path = None, None, 0, ""
+        for step in (writer and writer.close, sink and sink.close, temp and (lambda: self.fs.delete_file(temp))):
+            try:
+                if step:
+                    step()
+            except (OSError, pa.ArrowException):
+                pass  # the filesystem that failed the write may fail these too: nothing more to do
+        if writer is not None:
+            writer.is_open = False  # (else it tries the footer again when collected)
+        return PartWriteError(lost, exc)
+
     def _write_atomically(self, path: str, data: bytes) -> None:
+        self._make_dir()
         directory, _, name = path.rpartition("/")
         temp = f"{directory}/.{name}.{self.token}.inprogress"  # writers sharing a directory never collide
         with self.fs.open_output_stream(temp) as stream:
             stream.write(data)
         self.fs.move(temp, path)
+
+
+def probe(fs: pafs.FileSystem, directory: str) -> None:
+    """Make ``directory`` and write, then remove, a hidden file in it: raises the filesystem's error
+    if this crawl could not write its output there."""
+    fs.create_dir(directory, recursive=True)
+    path = f"{directory.rstrip('/')}/.probe-{uuid.uuid4().hex[:12]}"
+    with fs.open_output_stream(path) as stream:
+        stream.write(b"probe")
+    fs.delete_file(path)
 
 
 def publish(fs: pafs.FileSystem, moves: Iterable[Sequence[str]]) -> bool:

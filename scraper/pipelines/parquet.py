@@ -23,6 +23,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 from itemadapter import ItemAdapter
 from scrapy import signals
@@ -32,7 +33,8 @@ from scrapy.exceptions import DropItem, NotConfigured
 from scraper import signals as our_signals
 from scraper.config import InvalidSetting, get_choice, get_int
 from scraper.output import crawl_time, format_uri, item_type_name, parquet_template
-from scraper.parquet.dataset import DatasetWriter, publish, resolve_uri
+from scraper.outcome import Thresholds, judge
+from scraper.parquet.dataset import DatasetWriter, PartWriteError, probe, publish, resolve_uri
 from scraper.parquet.schema import SchemaError, arrow_schema
 from scraper.pipelines import close_crawl
 from scraper.secrets import mask_url
@@ -58,7 +60,9 @@ class ParquetPipeline:
         self._io = ThreadPoolExecutor(1, thread_name_prefix="parquet")  # one thread: row groups stay in order
         self._pending: set[asyncio.Future[Any]] = set()
         self._schema_failed = False
+        self._write_failed = False
         self._defer_publish = False
+        self.thresholds = Thresholds.from_settings(crawler.settings)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ParquetPipeline:
@@ -74,6 +78,8 @@ class ParquetPipeline:
             part_max_bytes=get_int(settings, "PARQUET_PART_MAX_BYTES", DEFAULT_PART_MAX_BYTES,
                                    minimum=1024),
         )
+        if getattr(crawler, "spider", None) is not None:  # (None: the pipeline built outside a crawl)
+            pipeline.probe()
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(pipeline.checkpoint, signal=our_signals.checkpoint)
         crawler.signals.connect(pipeline.hold_publication, signal=our_signals.hold_publication)
@@ -87,6 +93,22 @@ class ParquetPipeline:
             raise InvalidSetting("PARQUET_URI", mask_url(self.uri),
                                  f"a path or URI whose placeholders are known ({exc})") from None
 
+    def probe(self) -> None:
+        """Fail at start-up, before the engine opens, if a local output cannot be written (a remote
+        store is reached at the first write). Runs once, before the reactor has anything to do."""
+        head, placeholder, _ = self.uri.partition("%(item)s")  # per item type: probe the directory above
+        try:
+            location = format_uri(head.rpartition("/")[0] or "." if placeholder else head,
+                                  self.crawler.spider, crawl_time(self.crawler), "")
+            fs, directory = resolve_uri(location)
+            if isinstance(fs, pafs.LocalFileSystem):
+                probe(fs, directory)
+        except (KeyError, ValueError, TypeError):
+            return  # a placeholder error: open_spider names it
+        except (OSError, pa.ArrowException) as exc:
+            raise InvalidSetting("PARQUET_URI", mask_url(self.uri),
+                                 f"a location this crawl can write ({exc})") from None
+
     async def process_item(self, item: Any) -> Any:
         item_cls = type(item)
         writer = self.writers.get(item_cls) or self._open_writer(item_cls)
@@ -96,7 +118,10 @@ class ParquetPipeline:
         except SchemaError as exc:
             self._refuse(adapter, exc)
         if due:
-            await self._write(writer, writer.take())
+            try:
+                await self._write(writer, writer.take())
+            except PartWriteError as exc:
+                self._lost(writer, exc)
         return item
 
     async def close_spider(self) -> None:
@@ -106,7 +131,11 @@ class ParquetPipeline:
         stats = self.crawler.stats
         assert stats is not None
         for item_cls, writer in self.writers.items():
-            parts = await loop.run_in_executor(self._io, writer.close)
+            try:
+                await loop.run_in_executor(self._io, writer.close)
+            except PartWriteError as exc:
+                self._lost(writer, exc)
+            parts = writer.parts
             rows = sum(p.rows for p in parts)
             stats.inc_value("parquet/rows", rows)
             stats.inc_value("parquet/parts", len(parts))
@@ -145,11 +174,17 @@ class ParquetPipeline:
         stats = self.crawler.stats
         assert stats is not None
         final = stats.get_stats()
+        outcome = judge(final, reason, self.thresholds)
         for item_cls, writer in self.writers.items():
-            writer.finish(complete=reason == "finished", extra={
-                "finish_reason": reason, "spider": self.crawler.spider.name,
-                "item_type": item_type_name(item_cls), "stats": final,
-            })
+            try:
+                writer.finish(complete=outcome.complete, extra={
+                    "finish_reason": reason, "exit_code": outcome.code, "spider": self.crawler.spider.name,
+                    "item_type": item_type_name(item_cls), "rows_lost": final.get("parquet/lost_rows", 0),
+                    "dead_lettered": outcome.dead_letters, "malformed": final.get("pages/malformed", 0),
+                    "stats": final,
+                })
+            except (OSError, pa.ArrowException) as exc:
+                logger.error("Parquet: could not write the manifest of %s: %s", self._display(writer), exc)
         self._io.shutdown(wait=True)
 
     async def _write(self, writer: DatasetWriter, columns: dict[str, list[Any]]) -> None:
@@ -163,6 +198,16 @@ class ParquetPipeline:
             return await future
         finally:
             self._pending.discard(future)
+
+    def _lost(self, writer: DatasetWriter, exc: PartWriteError) -> None:
+        """Rows the filesystem refused: counted, and the crawl stops (the next write would fail too)."""
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.inc_value("parquet/lost_rows", exc.lost)
+        logger.error("Parquet: %s at %s; the crawl stops", exc, self._display(writer))
+        if not self._write_failed:
+            self._write_failed = True
+            close_crawl(self.crawler, "parquet_write_error")
 
     def _refuse(self, adapter: ItemAdapter, exc: SchemaError) -> None:
         stats = self.crawler.stats

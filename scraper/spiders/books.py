@@ -12,6 +12,7 @@ from scrapy.http import Response
 
 from scraper.items import BookItem
 from scraper.pages.books import parse_book, parse_listing
+from scraper.spiders import start_urls
 
 # The catalogue is one chain of listing pages, each linking the next: followed link by link, discovery
 # advances one page per round trip and starves a fast crawl (or a second Redis worker) of work. So the
@@ -43,11 +44,8 @@ class BooksSpider(scrapy.Spider):
     def __init__(self, start_url: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.start_url = start_url or self.default_start_url
-        self.start_urls = self.start_url.split()
-        hosts = [urlsplit(url).hostname for url in self.start_urls]
-        if not hosts or not all(hosts):
-            raise ValueError(f"start_url must be absolute http(s) URLs, got {self.start_url!r}")
-        self.allowed_domains = sorted(set(hosts))
+        self.start_urls = start_urls(self.start_url)
+        self.allowed_domains = sorted({urlsplit(url).hostname or "" for url in self.start_urls})
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for url in self.start_urls:

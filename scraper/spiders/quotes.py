@@ -10,9 +10,11 @@ from urllib.parse import urlsplit
 import scrapy
 from scrapy.http import Response
 
+from scraper.config import InvalidArgument
 from scraper.extensions.rawarchive import FETCHED_AT, META_KEY
 from scraper.items import QuoteItem
 from scraper.pages.quotes import parse_page, raw_name
+from scraper.spiders import start_urls
 
 
 class QuotesSpider(scrapy.Spider):
@@ -29,10 +31,10 @@ class QuotesSpider(scrapy.Spider):
     def __init__(self, start_url: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.start_url = start_url or self.default_start_url
-        parts = urlsplit(self.start_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"start_url must be an absolute http(s) URL, got {self.start_url!r}")
-        self.allowed_domains = [parts.hostname]
+        urls = start_urls(self.start_url)
+        if len(urls) != 1:
+            raise InvalidArgument("start_url", self.start_url, "one absolute http(s) URL")
+        self.allowed_domains = [urlsplit(urls[0]).hostname or ""]
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         yield self.page_request(self.start_url)

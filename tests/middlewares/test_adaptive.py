@@ -46,12 +46,13 @@ def test_dont_adapt_requests_are_not_measured() -> None:
 
 def test_crawl_against_a_token_bucket_paces_just_under_the_limit(tmp_path: Path) -> None:
     rate = 30
-    with LocalSite(books=300, seed=61, rate_limit=rate, burst=rate) as site:
+    books = 600  # ~20 s at the limit: long enough for a steady state after the warm-up
+    with LocalSite(books=books, seed=61, rate_limit=rate, burst=rate) as site:
         result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
                            "-s", "ADAPTIVE_LOG_INTERVAL=2")
         stats = site.stats(timeline=True)
     assert result.returncode == 0, result.log[-3000:]
-    assert len(result.rows()) == 300
+    assert len(result.rows()) == books
     served, limited = int(stats["statuses"]["200"]), int(stats["statuses"].get("429", 0))
     # The first overshoot (slow start into the bucket, held once its 429s flood in: ~20-40 of them)
     # is most of the 429s of so short a crawl; after warm-up, few are left.
@@ -60,9 +61,10 @@ def test_crawl_against_a_token_bucket_paces_just_under_the_limit(tmp_path: Path)
     seconds = range(min(timeline), max(timeline) + 1)
     per_second = [int(timeline.get(t, {}).get("200", 0)) for t in seconds]
     limited_per_second = [int(timeline.get(t, {}).get("429", 0)) for t in seconds]
-    # (a first estimate inflated by the bucket's burst may cost a second, smaller overshoot; the
-    # steady-state target, <= 2% after warm-up on a longer crawl, is `make bench-ratelimit`'s)
-    assert sum(limited_per_second[3:]) / max(1, sum(per_second[3:]) + sum(limited_per_second[3:])) < 0.10
+    # (the first ceiling is an estimate: probing past it costs a second, smaller overshoot within
+    # the first ~10 s; the steady-state target, <= 2% after warm-up, is `make bench-ratelimit`'s)
+    late = slice(12, None)
+    assert sum(limited_per_second[late]) / max(1, sum(per_second[late]) + sum(limited_per_second[late])) < 0.05
     steady = per_second[5:-1]  # after warm-up, without the partial last second
     # Close to the limit, not far below it (before pacing moved to the scheduler this was ~0.25 R;
     # the precise target, >= 0.95 R, is measured by `make bench-ratelimit` on a longer crawl).

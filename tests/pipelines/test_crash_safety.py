@@ -13,6 +13,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from scraper import outcome
 from scraper.localsite.process import LocalSite
 from tests.helpers import start_crawl, stat, wait_for
 
@@ -60,7 +61,7 @@ def test_graceful_stop_writes_every_accepted_item(slow_site: LocalSite, tmp_path
         os.killpg(proc.pid, signal.SIGKILL)
         raise
     text = log.read_text()
-    assert proc.returncode == 0, text[-3000:]
+    assert proc.returncode == outcome.STOPPED, text[-3000:]  # stopped before the end: never 0
     assert "KeyboardInterrupt" not in text and "WorkerCrashed" not in text
     assert "Normalisation worker" not in text  # no worker died or was replaced
     accepted = stat(text, "normalize/items")

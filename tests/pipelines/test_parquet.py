@@ -77,6 +77,7 @@ async def feed(pipeline: ParquetPipeline, items: list, reason: str = "finished")
     pipeline.open_spider()
     for item in items:
         await pipeline.process_item(item)
+        pipeline.crawler.stats.inc_value("item_scraped_count")  # (the engine's count)
     await pipeline.close_spider()
     pipeline.spider_closed(reason)
 

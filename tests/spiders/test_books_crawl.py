@@ -98,7 +98,7 @@ def test_malformed_pages_are_counted_logged_and_skipped(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args,message", [
     (["-s", "PARQUET_ROW_GROUP_SIZE=-5"], "Invalid setting PARQUET_ROW_GROUP_SIZE='-5'"),
     (["-s", "PARQUET_COMPRESSION=rar"], "Invalid setting PARQUET_COMPRESSION='rar'"),
-    (["-a", "start_url=index.html"], "start_url must be absolute http(s) URLs"),
+    (["-a", "start_url=index.html"], "Invalid spider argument start_url='index.html'"),
 ])
 def test_bad_input_fails_at_start_naming_it(books_site: LocalSite, tmp_path: Path, args: list[str],
                                             message: str) -> None:

@@ -1,0 +1,1 @@
+"""Project commands (``COMMANDS_MODULE``): Scrapy's, where ours must behave differently."""

@@ -1,0 +1,34 @@
+"""Scrapy's own settings that a crawl depends on, checked at start-up. Scrapy reads some of them where
+a bad value's error is swallowed (``CONCURRENT_REQUESTS=0`` ends up as "Unsupported URL scheme 'http'"
+from the download handler loader, and the crawl "finishes" having fetched nothing), so they are checked
+here, before anything is built; a bad one fails the start naming the setting."""
+
+from __future__ import annotations
+
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+from scrapy.settings import default_settings
+
+from scraper.config import get_float, get_int
+
+AT_LEAST_ONE = ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "CONCURRENT_ITEMS")
+NOT_NEGATIVE = ("RETRY_TIMES", "REDIRECT_MAX_TIMES", "DOWNLOAD_MAXSIZE",
+                "DOWNLOAD_WARNSIZE")
+SECONDS = ("DOWNLOAD_DELAY",)  # >= 0
+POSITIVE_SECONDS = ("DOWNLOAD_TIMEOUT",)
+TIMEOUT_MIN = 0.001
+
+
+class SettingsCheck:
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SettingsCheck:
+        settings = crawler.settings
+        for name in AT_LEAST_ONE:
+            get_int(settings, name, getattr(default_settings, name), minimum=1)
+        for name in NOT_NEGATIVE:
+            get_int(settings, name, getattr(default_settings, name), minimum=0)
+        for name in SECONDS:
+            get_float(settings, name, getattr(default_settings, name), minimum=0)
+        for name in POSITIVE_SECONDS:
+            get_float(settings, name, getattr(default_settings, name), minimum=TIMEOUT_MIN)
+        raise NotConfigured  # checked: nothing to do while crawling
