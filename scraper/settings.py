@@ -23,6 +23,10 @@ CONCURRENT_REQUESTS_PER_DOMAIN = 8
 # 4 instead of 16 gave +16% pages/s. Items still go through the pipelines in parallel: one response's
 # outputs 4 at a time, and every response in the scraper at once.
 CONCURRENT_ITEMS = 4
+# A product page is ~10-50 KB: Scrapy's 1 GiB / 32 MiB would store a runaway page whole (a 50 MB page
+# took 1.27 GB of memory). Larger pages are cancelled and dead-lettered ("too_large").
+DOWNLOAD_MAXSIZE = 8 * 2**20
+DOWNLOAD_WARNSIZE = 2**20
 
 # Scrapy's HTTP/1.1 handler, with a keep-alive pool as large as adaptive concurrency lets a host's
 # slot grow (scraper/handlers/http11.py): no new connection per request beyond 8 in flight.

@@ -44,6 +44,10 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--malformed-rate", type=float, default=0.0,
                         help="fraction of pages served malformed (books: a product page without "
                              "its UPC; quotes API: a page whose first quote has no text)")
+    parser.add_argument("--malformed-price", default="",
+                        help="malformed product pages keep their UPC and show this price instead")
+    parser.add_argument("--malformed-pad-kb", type=int, default=0,
+                        help="malformed pages keep their UPC and are padded with this many KiB")
     parser.add_argument("--ban-clients", default="", help="comma-separated client IPs to ban")
     parser.add_argument("--ban-page", choices=BAN_PAGES, default="403",
                         help="what a banned client gets: 403, or a 200 captcha page")
@@ -67,7 +71,8 @@ def fault_config(args: argparse.Namespace) -> FaultConfig:
             fault_rate=args.fault_rate, fault_kinds=tuple(filter(None, args.fault_kinds.split(","))),
             fault_times=args.fault_times, fault_retry_after=args.fault_retry_after,
             fault_match=args.fault_match,
-            malformed_rate=args.malformed_rate, seed=args.seed,
+            malformed_rate=args.malformed_rate, malformed_price=args.malformed_price,
+            malformed_pad_kb=args.malformed_pad_kb, seed=args.seed,
             ban_clients=tuple(filter(None, args.ban_clients.split(","))), ban_page=args.ban_page,
             robots_disallow=args.robots_disallow,
         )

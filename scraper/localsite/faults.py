@@ -42,6 +42,8 @@ class FaultConfig:
     fault_retry_after: float = 1.0  # Retry-After (s) on injected 429s
     fault_match: str = ""  # regex: only paths matching it can fault ("" = any path)
     malformed_rate: float = 0.0  # fraction of product pages served without their UPC row
+    malformed_price: str = ""  # ... or with their UPC, and this price text instead (e.g. "£1.005")
+    malformed_pad_kb: int = 0  # ... or with their UPC, padded with this many KiB (an oversize page)
     ban_clients: tuple[str, ...] = ()  # client IPs that are banned (e.g. one proxy's exit address)
     ban_page: str = "403"  # what a banned client gets: 403, or "captcha" (a 200 captcha page)
     robots_disallow: str = ""  # robots.txt "Disallow:" for every user agent ("/" = the whole site)

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 _PAGE = re.compile(r"(?:index|page-(\d+))\.html")
 _PRODUCT = re.compile(r"catalogue/([^/]+)_(\d+)/index\.html")
 _CATEGORY = re.compile(r"catalogue/category/books/([^/]+)_(\d+)/(index\.html|page-\d+\.html)")
+_PRICE = re.compile(r"£\d+\.\d\d")
 _ROBOTS = "User-agent: *\nDisallow: {}\n"
 _HTML = "text/html"  # like the real site: no charset in the header, the page's <meta> declares it
 
@@ -185,7 +186,13 @@ class FaultyServer:
         if path == "robots.txt":
             return web.Response(text=_ROBOTS.format(cfg.robots_disallow), content_type="text/plain")
         malformed = self.plan.is_malformed(path)
-        status, body = self.site.render(path, malformed=malformed)
+        altered = malformed and bool(cfg.malformed_price or cfg.malformed_pad_kb)
+        status, body = self.site.render(path, malformed=malformed and not altered)
+        malformed = altered and status == 200 and bool(_PRODUCT.fullmatch(path))  # product pages only
+        if malformed and cfg.malformed_price:
+            body = _PRICE.sub(cfg.malformed_price, body)
+        if malformed and cfg.malformed_pad_kb:
+            body += "<!--" + "x" * (1024 * cfg.malformed_pad_kb) + "-->"
         return web.Response(status=status, body=body.encode(), content_type=self.site.content_type,
                             charset=self.site.charset)
 

@@ -2,7 +2,7 @@
 
 Callbacks let :class:`~scraper.pages.errors.PageParseError` propagate; this middleware turns it into
 one WARNING line naming the URL and the field, increments ``pages/malformed`` and
-``pages/malformed/<field>``, and lets the crawl go on. Other exceptions pass through untouched.
+``pages/malformed/<field>``, dead-letters the page (kind ``page``), and lets the crawl go on. Other exceptions pass through untouched.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from scrapy.crawler import Crawler
 from scrapy.http import Response
 
+from scraper import signals as our_signals
 from scraper.pages.errors import PageParseError
 
 logger = logging.getLogger(__name__)
@@ -36,4 +37,8 @@ class MalformedPageMiddleware:
         stats.inc_value(f"pages/malformed/{exception.field}")
         logger.warning("Dropped malformed page %s: field %r: %s", response.url, exception.field,
                        exception.reason)
+        self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
+            "kind": "page", "reason": "malformed", "url": response.url, "field": exception.field,
+            "error": exception.reason, "status": response.status,
+        })
         return ()

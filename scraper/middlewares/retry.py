@@ -35,7 +35,7 @@ from typing import Any
 from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import get_retry_request
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest, NotConfigured
 from scrapy.http import Response
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.asyncio import sleep
@@ -131,7 +131,11 @@ class BackoffRetryMiddleware:
         return response
 
     def _on_exception(self, request: Request, exception: Exception) -> Request | None:
-        if request.meta.get("dont_retry") or not isinstance(exception, self.exceptions):
+        if request.meta.get("dont_retry") or isinstance(exception, IgnoreRequest):
+            return None
+        if not isinstance(exception, self.exceptions):  # retrying cannot help: record it, let it fail
+            too_large = isinstance(exception, DownloadCancelledError) and "max size" in str(exception)
+            self._dead_letter(request, "too_large" if too_large else "download_failed", exception, None)
             return None
         return self._retry_error(request, exception, None)
 
@@ -199,10 +203,14 @@ class BackoffRetryMiddleware:
                              meta.get("retry_backoff_jitter", self.policy.jitter))
 
     def _give_up(self, request: Request, reason: str | Exception, status: int | None, budget: str) -> None:
+        self._dead_letter(request, "retry_exhausted", reason, status, budget=budget)
+
+    def _dead_letter(self, request: Request, why: str, reason: str | Exception, status: int | None,
+                     **extra: Any) -> None:
         attempts = 1 + request.meta.get("retry_times", 0) + request.meta.get(RATELIMIT_TIMES_KEY, 0)
         first = request.meta.get(FIRST_ATTEMPT_KEY, time.time())
         self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
-            "kind": "request", "reason": "retry_exhausted", "budget": budget,
+            "kind": "request", "reason": why, **extra,
             "error": reason if isinstance(reason, str) else f"{type(reason).__name__}: {reason}",
             "url": request.url, "method": request.method, "attempts": attempts, "last_status": status,
             "first_attempt_at": datetime.fromtimestamp(first, timezone.utc).isoformat(),

@@ -19,7 +19,8 @@ from scraper.pages.html import Css, Node, parse_html
 
 RATINGS = {"One": 1, "Two": 2, "Three": 3, "Four": 4, "Five": 5}
 CURRENCIES = {"£": "GBP", "$": "USD", "€": "EUR", "¥": "JPY", "₹": "INR", "CHF": "CHF"}
-_MONEY = re.compile(r"^\s*(?:Â)?(?P<symbol>[^\d\s.,-]+)\s*(?P<amount>\d[\d,]*(?:\.\d+)?)\s*$")
+# thousands grouped by commas in threes ("1,234.50"), or not at all: "1,2,3,4" is not a price
+_MONEY = re.compile(r"^\s*(?:Â)?(?P<symbol>[^\d\s.,-]+)\s*(?P<amount>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)\s*$")
 _AVAILABLE = re.compile(r"\((\d+) available\)")
 _PAGE_OF = re.compile(r"Page\s+(\d+)\s+of\s+(\d+)")
 _NEXT_PAGE_FILE = re.compile(r"page-(\d+)\.html$")

@@ -11,9 +11,10 @@ Settings (read once, validated at start-up):
 ``PARQUET_PART_MAX_ROWS`` / ``PARQUET_PART_MAX_BYTES``  rotate to a new part file beyond these.
 
 Row groups are converted and written by one background thread, in order, so the reactor only
-validates and buffers. An item that does not fit its schema is refused at once: logged as an
-ERROR naming the field, dead-lettered, and the crawl is closed (reason ``parquet_schema_error``) —
-a spider emitting the wrong types is a bug to fix, not rows to lose quietly.
+validates and buffers. An item that does not fit its schema (a price with three decimals, a
+number out of range) fails its page, never the crawl: a WARNING naming the field, counted as a
+malformed page, dead-lettered. A spider emitting wrong types everywhere shows as dead letters beyond
+``CRAWL_MAX_DEADLETTER_SHARE``: exit status 5.
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ class ParquetPipeline:
         self._locations: dict[str, type] = {}
         self._io = ThreadPoolExecutor(1, thread_name_prefix="parquet")  # one thread: row groups stay in order
         self._pending: set[asyncio.Future[Any]] = set()
-        self._schema_failed = False
         self._write_failed = False
         self._defer_publish = False
         self.thresholds = Thresholds.from_settings(crawler.settings)
@@ -213,15 +213,13 @@ class ParquetPipeline:
         stats = self.crawler.stats
         assert stats is not None
         stats.inc_value("parquet/schema_errors")
-        logger.error("Parquet: item does not fit its schema, dead-lettered: %s (url %s)", exc,
-                     adapter.get("url"))
+        stats.inc_value("pages/malformed")  # its page held a value the dataset cannot: that page fails
+        stats.inc_value(f"pages/malformed/{exc.field}")
+        logger.warning("Dropped malformed item from %s: %s (dead-lettered)", adapter.get("url"), exc)
         self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
             "kind": "item", "reason": "schema_error", "url": adapter.get("url"),
             "error": str(exc), "field": exc.field, "item": adapter.asdict(),
         })
-        if not self._schema_failed:
-            self._schema_failed = True
-            close_crawl(self.crawler, "parquet_schema_error")
         raise DropItem(f"schema error: {exc}")
 
     def _open_writer(self, item_cls: type) -> DatasetWriter:

@@ -15,7 +15,7 @@ LINE = re.compile(r"Crawled (\d+) pages \(at \d+ pages/min\), scraped (\d+) item
 def test_progress_line_and_summary(tmp_path: Path) -> None:
     with LocalSite(books=60, seed=11, latency_ms=30, malformed_rate=0.1) as site:
         result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
-                           "-s", "LOGSTATS_INTERVAL=0.3")
+                           "-s", "LOGSTATS_INTERVAL=0.3", "-s", "CRAWL_MAX_DEADLETTER_SHARE=0.5")
     assert result.returncode == 0, result.log[-3000:]
     lines = LINE.findall(result.log)
     assert lines, result.log[-3000:]
@@ -36,7 +36,7 @@ def test_429_share_is_a_share_and_retries_are_told_from_paced_starts(tmp_path: P
     with LocalSite(books=60, seed=12, fault_rate=0.5, fault_kinds="429", fault_times=2,
                    fault_match=r"^catalogue/[^/]+_\d+/index\.html$") as site:
         result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
-                           "-s", "LOGSTATS_INTERVAL=0.3")
+                           "-s", "LOGSTATS_INTERVAL=0.3", "-s", "CRAWL_MAX_DEADLETTER_SHARE=0.5")
     assert result.returncode == 0, result.log[-3000:]
     shares = [int(share) for share in re.findall(r"429s (\d+)% of responses", result.log)]
     assert shares and max(shares) <= 100 and max(shares) > 0

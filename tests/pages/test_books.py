@@ -147,6 +147,12 @@ def test_parse_money_is_exact(text: str, expected: tuple[Decimal, str]) -> None:
     assert parse_money(text, "u", "price") == expected
 
 
+@pytest.mark.parametrize("text", ["£1,2,3,4", "£1,23.00", "£12,3456.00", "£.50", "£1.2.3"])
+def test_parse_money_refuses_what_is_not_a_price(text: str) -> None:
+    with pytest.raises(PageParseError, match="not a price"):
+        parse_money(text, "u", "price")
+
+
 def test_clean_collapses_unicode_whitespace() -> None:
     assert clean("  a\u00a0\n\t b  ") == "a b"
     assert clean(None) == ""

@@ -81,13 +81,21 @@ def test_follows_pager_and_products_only(full_crawl: CrawlResult) -> None:
     assert "Remote control" not in full_crawl.log and "Telnet console" not in full_crawl.log
 
 
-def test_malformed_pages_are_counted_logged_and_skipped(tmp_path: Path) -> None:
+def dead_letters(out: Path) -> list[dict]:
+    return [json.loads(line) for f in (out / "_deadletter").glob("*.jsonl") for line in f.read_text().splitlines()]
+
+
+def test_malformed_pages_are_counted_logged_dead_lettered_and_skipped(tmp_path: Path) -> None:
     rate = 0.02
     with LocalSite(books=200, seed=11, malformed_rate=rate) as site:
-        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}")
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
+                           "-s", "CRAWL_MAX_DEADLETTER_SHARE=0.05")
         bad = [b for b in site.catalog if is_malformed(11, b.path, rate)]
     assert bad, "the seed should produce some malformed pages"
     assert result.returncode == 0 and "Traceback" not in result.log
+    records = dead_letters(tmp_path / "out")
+    assert sorted(r["url"] for r in records) == sorted(site.url + b.path for b in bad)
+    assert {(r["kind"], r["reason"], r["field"]) for r in records} == {("page", "malformed", "upc")}
     assert len(result.rows()) == 200 - len(bad)
     for book in bad:
         assert f"Dropped malformed page {site.url}{book.path}: field 'upc'" in result.log
@@ -106,3 +114,31 @@ def test_bad_input_fails_at_start_naming_it(books_site: LocalSite, tmp_path: Pat
     assert result.returncode != 0
     assert message in result.log
     assert "Spider opened" not in result.log  # refused before any request went out
+
+
+@pytest.mark.parametrize("price", ["£1.005", "£12345678901.00", "£1,2,3,4"])
+def test_a_value_the_dataset_cannot_hold_fails_its_page_not_the_crawl(tmp_path: Path, price: str) -> None:
+    rate = 0.1
+    with LocalSite(books=60, seed=11, malformed_rate=rate, malformed_price=price) as site:
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}")
+        bad = [b for b in site.catalog if is_malformed(11, b.path, rate)]
+    assert bad, "the seed should produce some malformed pages"
+    assert result.returncode == 5, result.log[-3000:]  # dead letters beyond the share: said, not hidden
+    assert "Traceback" not in result.log and "Closing spider (finished)" in result.log
+    assert len(result.rows()) == 60 - len(bad)
+    assert stat(result.log, "pages/malformed") == len(bad)
+    assert sorted(r["url"] for r in dead_letters(tmp_path / "out")) == sorted(site.url + b.path for b in bad)
+
+
+def test_an_oversize_page_is_cancelled_and_dead_lettered(tmp_path: Path) -> None:
+    """Over the project's DOWNLOAD_MAXSIZE (8 MiB; Scrapy's 1 GiB stored a 50 MB page whole)."""
+    rate = 0.05
+    with LocalSite(books=60, seed=11, malformed_rate=rate, malformed_pad_kb=9 * 1024) as site:
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
+                           "-s", "CRAWL_MAX_DEADLETTER_SHARE=0.2")
+        bad = [b for b in site.catalog if is_malformed(11, b.path, rate)]
+    assert bad and result.returncode == 0, result.log[-3000:]
+    assert len(result.rows()) == 60 - len(bad)
+    records = dead_letters(tmp_path / "out")
+    assert sorted(r["url"] for r in records) == sorted(site.url + b.path for b in bad)
+    assert {(r["kind"], r["reason"]) for r in records} == {("request", "too_large")}
