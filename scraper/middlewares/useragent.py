@@ -12,6 +12,7 @@ middleware is broken. This subclass keeps its provider API and fixes those:
   ``meta["proxy_session"]``) or ``proxy`` (one UA per rotating proxy; ``RANDOM_UA_PER_PROXY=True``
   means this). A retried request gets a fresh UA (a sticky key gets a new one).
 - A ``User-Agent`` header the spider set itself is kept; ``meta["dont_rotate_user_agent"]`` opts out.
+- ``USERAGENT_ROTATION_ENABLED = False`` falls back to Scrapy's ``UserAgentMiddleware`` (``USER_AGENT``).
 
 Stats: ``useragent/rotated``, ``useragent/renewed`` (a sticky key's UA replaced on a retry).
 """
@@ -23,7 +24,7 @@ from typing import Any
 
 from scrapy import Request
 from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
+from scrapy.downloadermiddlewares.useragent import UserAgentMiddleware
 from scrapy.utils.misc import load_object
 from scrapy_fake_useragent.middleware import RandomUserAgentMiddleware
 
@@ -59,9 +60,12 @@ class RotatingUserAgentMiddleware(RandomUserAgentMiddleware):
         self._by_key: dict[str, str] = {}
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler) -> RotatingUserAgentMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> RotatingUserAgentMiddleware | UserAgentMiddleware:
         if not get_bool(crawler.settings, "USERAGENT_ROTATION_ENABLED", True):
-            raise NotConfigured("USERAGENT_ROTATION_ENABLED is False")
+            # Scrapy's own (which this one replaces in the settings): a polite crawler always says
+            # who it is, with USER_AGENT
+            logger.info("User-Agent rotation is off: every request says USER_AGENT")
+            return UserAgentMiddleware.from_crawler(crawler)
         return cls(crawler)
 
     def _get_provider(self, crawler: Crawler) -> Any:

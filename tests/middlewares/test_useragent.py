@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from scrapy import Request, Spider
-from scrapy.exceptions import NotConfigured
 from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
 
@@ -12,7 +13,9 @@ from scraper import settings as project_settings
 from scraper.config import InvalidSetting
 from scraper.middlewares.useragent import RotatingUserAgentMiddleware
 from scraper.proxies import ROUTED_VIA
+from scraper.localsite.process import LocalSite
 from scraper.useragents import BrowserUserAgentProvider
+from tests.helpers import run_crawl
 
 PROJECT = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
 
@@ -77,8 +80,7 @@ def test_spider_set_ua_and_opt_out_are_kept() -> None:
     skip = Request("http://site/", meta={"dont_rotate_user_agent": True})
     mw.process_request(skip)
     assert b"User-Agent" not in skip.headers
-    with pytest.raises(NotConfigured):
-        middleware(USERAGENT_ROTATION_ENABLED=False)
+    assert type(middleware(USERAGENT_ROTATION_ENABLED=False)).__name__ == "UserAgentMiddleware"  # Scrapy's
 
 
 def test_sticky_per_session_and_a_fresh_ua_on_retry() -> None:
@@ -106,3 +108,15 @@ def test_sticky_per_proxy_uses_the_masked_proxy_name() -> None:
     via = {ROUTED_VIA: "http://u:***@127.0.0.1:1"}
     agents = {agent(mw, Request(f"http://site/{n}", meta=dict(via))) for n in range(10)}
     assert len(agents) == 1 and all("***" in key for key in mw._by_key)
+
+
+@pytest.mark.parametrize("extra,expected", [([], "scraper/0.1 (+"), (["-s", "USER_AGENT=MyBot/1.0"], "MyBot/1.0")])
+def test_rotation_off_every_request_says_user_agent(tmp_path: Path, extra: list[str], expected: str) -> None:
+    """A polite crawler always identifies itself: rotation off means Scrapy's USER_AGENT, never none."""
+    with LocalSite(books=20, seed=3) as site:
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
+                           "-s", "USERAGENT_ROTATION_ENABLED=False", *extra)
+        agents = site.stats(agents=True)["user_agents"]
+    assert result.returncode == 0, result.log[-3000:]
+    assert agents and all(agent.startswith(expected) for agent in agents), agents
+    assert "Deprecat" not in result.log
