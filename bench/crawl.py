@@ -81,7 +81,7 @@ SEED = "seed-style"
 STOCK = [
     "-s", "DOWNLOADER_MIDDLEWARES={}", "-s", "SPIDER_MIDDLEWARES={}", "-s", "EXTENSIONS={}",
     "-s", "SCHEDULER=scrapy.core.scheduler.Scheduler", "-s", "CONCURRENT_ITEMS=100",
-    "-s", "DOWNLOAD_HANDLERS={}",
+    "-s", "DOWNLOAD_HANDLERS={}", "-s", "DOWNLOADER=scrapy.core.downloader.Downloader",
     "-s", "ITEM_PIPELINES=" + json.dumps({"scraper.pipelines.parquet.ParquetPipeline": 800}),
     "-s", "ADAPTIVE_CONCURRENCY_ENABLED=False", "-s", "NORMALIZE_ENABLED=False",
     "-s", "RAW_ARCHIVE_ENABLED=False", "-s", "DEADLETTER_ENABLED=False",
@@ -95,6 +95,7 @@ FLOOR = [
     "-s", "EXTENSIONS_BASE=" + json.dumps({"scrapy.extensions.corestats.CoreStats": 0}),
     "-s", "DOWNLOADER_MIDDLEWARES={}", "-s", "SPIDER_MIDDLEWARES={}", "-s", "EXTENSIONS={}",
     "-s", "SCHEDULER=scrapy.core.scheduler.Scheduler", "-s", "DOWNLOAD_HANDLERS={}",
+    "-s", "DOWNLOADER=scrapy.core.downloader.Downloader",
     "-s", "ITEM_PIPELINES=" + json.dumps({"scraper.pipelines.normalize.NormalizePipeline": 300}),
     "-s", "ADAPTIVE_CONCURRENCY_ENABLED=False",
     "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16",

@@ -35,6 +35,9 @@ DOWNLOAD_HANDLERS = {
     "https": "scraper.handlers.http11.KeepAliveHTTP11DownloadHandler",
 }
 
+# Scrapy's downloader, but a slot's concurrency limit holds (scraper/downloader.py).
+DOWNLOADER = "scraper.downloader.Downloader"
+
 # Delayed retries wait in the scheduler, not in the downloader (see scraper/scheduler.py).
 SCHEDULER = "scraper.scheduler.DelayingScheduler"
 

@@ -110,6 +110,7 @@ class FaultyServer:
         self.clients: Counter[str] = Counter()
         self.agents: Counter[str] = Counter()
         self.in_flight = 0
+        self.max_in_flight = 0  # the most requests served at once since the last reset
         self.answered = 0
         # client (address, port) pairs seen: one per TCP connection, so a client that does not keep
         # its connections alive shows as many more connections than requests in flight
@@ -143,6 +144,7 @@ class FaultyServer:
         if request.transport is not None:
             self.peers.add(request.transport.get_extra_info("peername")[:2])
         self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
         if len(self.arrivals) < ARRIVALS_KEPT:
             self.arrivals.append((self.in_flight, self.answered))
         try:
@@ -203,6 +205,7 @@ class FaultyServer:
                 "statuses": {str(k): v for k, v in self.statuses.items()},
                 "dropped": self.dropped,
                 "connections": len(self.peers),
+                "max_in_flight": self.max_in_flight,
                 "clients": dict(self.clients),
                 "config": asdict(self.config),
             }
@@ -238,6 +241,7 @@ class FaultyServer:
             self.clients.clear()
             self.agents.clear()
             self.arrivals.clear()
+            self.max_in_flight = self.in_flight
             self.peers.clear()
             self.first_seen.clear()
             self.service_times.clear()
