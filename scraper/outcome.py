@@ -53,7 +53,8 @@ class Outcome:
 def judge(stats: Mapping[str, Any], reason: str, thresholds: Thresholds) -> Outcome:
     """The outcome of a crawl closed for ``reason`` with these final ``stats``. When several causes
     apply, the first of: items lost, stopped early, too few items, too many dead letters."""
-    lost = stats.get("parquet/lost_rows", 0) + stats.get("outcome/item_errors", 0)
+    lost = (stats.get("parquet/lost_rows", 0) + stats.get("outcome/item_errors", 0)
+            + stats.get("deadletter/lost", 0))
     dead = stats.get("deadletter/count", 0)
     items = stats.get("item_scraped_count", 0)
     pages = stats.get("response_received_count", 0)
@@ -62,7 +63,7 @@ def judge(stats: Mapping[str, Any], reason: str, thresholds: Thresholds) -> Outc
         return Outcome(code, cause, lost, dead)
 
     if lost:
-        return outcome(LOST, f"{lost} item(s) could not be written (see the ERROR lines above)")
+        return outcome(LOST, f"{lost} item(s) or dead letter(s) could not be written (see the ERROR lines above)")
     if reason != "finished":
         return outcome(STOPPED, f"closed before the end (reason: {reason})")
     if items < thresholds.min_items:

@@ -169,7 +169,7 @@ class DelayedRequestsMixin:
             for request in abandoned:
                 self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
                     "kind": "request", "reason": "delayed_abandoned", "close_reason": reason,
-                    "url": request.url, "method": request.method,
+                    **our_signals.request_fields(request),
                     "attempts": request.meta.get("retry_times", 0) + request.meta.get("retry_ratelimit_times", 0),
                     "due_at": request.meta.get(DELAY_KEY),
                 })

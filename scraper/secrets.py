@@ -1,7 +1,11 @@
-"""Masking credentials in URLs, so proxy and Redis passwords never reach logs, stats or files."""
+"""Masking credentials in URLs and secret settings, so proxy, Redis and cloud passwords never reach
+logs, stats or files."""
 
 from __future__ import annotations
 
+import logging
+import re
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -32,3 +36,24 @@ def redact(text: str, *urls: str) -> str:
         if password:
             text = text.replace(password, "***")
     return text
+
+
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN", re.IGNORECASE)
+
+
+class SecretSettingsFilter(logging.Filter):
+    """Masks the values of secret settings (``AWS_SECRET_ACCESS_KEY``, ``*_PASSWORD``, ``*_TOKEN``) in
+    Scrapy's "Overridden settings" log line, which prints every Scrapy setting a project changed."""
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__()
+        self.values = [str(settings.get(name)) for name in settings
+                       if SECRET_NAME.search(name) and isinstance(settings.get(name), str) and settings.get(name)]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.values and isinstance(record.args, dict) and isinstance(record.args.get("settings"), str):
+            text = record.args["settings"]
+            for value in self.values:
+                text = text.replace(value, "***")
+            record.args = {**record.args, "settings": text}
+        return True

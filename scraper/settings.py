@@ -56,6 +56,7 @@ DOWNLOADER_MIDDLEWARES = {
 
 SPIDER_MIDDLEWARES = {
     "scraper.middlewares.malformed.MalformedPageMiddleware": 50,
+    "scraper.middlewares.redrive.RedriveMiddleware": 60,  # only with REDRIVE_FROM (`scrapy redrive`)
 }
 
 ITEM_PIPELINES = {

@@ -1,9 +1,20 @@
 """Project signals (connect with ``crawler.signals.connect(handler, signal=...)``)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 #: Something accepted by the crawl could not be completed and is recorded for re-driving instead
 #: of being lost. Handlers receive ``record`` (a JSON-serialisable dict with at least ``kind``,
-#: ``reason`` and ``url``).
+#: ``reason`` and ``url``; a request's also :func:`request_fields`, so ``scrapy redrive`` can re-run it).
 dead_letter = object()
+
+
+def request_fields(request: Any) -> dict[str, Any]:
+    """What a dead letter keeps of a request to re-run it: URL, method and the spider callback's name."""
+    callback = getattr(request, "callback", None)
+    return {"url": request.url, "method": request.method,
+            "callback": getattr(callback, "__name__", None) if callable(callback) else None}
 
 #: A site started a new rate-limit backoff event (a burst of 429s counts once). Handlers receive
 #: ``site`` (the download slot key), ``delay`` (seconds) and ``status``. Informational: whether the

@@ -8,10 +8,12 @@ import argparse
 import asyncio
 import logging
 
+from scrapy import signals
 from scrapy.commands import crawl
 
 from scraper import outcome
 from scraper.config import InvalidArgument, InvalidSetting
+from scraper.secrets import mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +25,12 @@ class Command(crawl.Command):
             return
         assert self.crawler_process is not None
         crawler = self._create_crawler(args[0])
+        arguments = dict(opts.spargs)
+
+        def record_arguments() -> None:  # in the stats, so the manifest has them (`scrapy redrive`)
+            crawler.stats.set_value("spider/arguments", {k: mask_url(str(v)) for k, v in arguments.items()})
+
+        crawler.signals.connect(record_arguments, signal=signals.spider_opened, weak=False)
         started = self.crawler_process.crawl(crawler, **opts.spargs)
         if isinstance(started, asyncio.Future):
             started.add_done_callback(_report_start_failure)

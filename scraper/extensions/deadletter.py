@@ -2,11 +2,12 @@
 
 Components send :data:`scraper.signals.dead_letter` with a ``record``; this extension appends it to
 ``deadletter-<token>.jsonl`` in ``DEADLETTER_URI`` (default: ``_deadletter/`` beside the Parquet
-dataset), flushing every line so a killed crawl keeps what it recorded. Nothing is created until the
-first record arrives.
+dataset) on its own thread, in order, flushing every line so a killed crawl keeps what it recorded.
+Nothing is created until the first record arrives; a record that cannot be written counts as lost
+(``deadletter/lost``: exit status 4).
 
 Settings: ``DEADLETTER_ENABLED`` (True), ``DEADLETTER_URI`` ("" = beside the dataset).
-Stats: ``deadletter/count``, ``deadletter/kind/<kind>``.
+Stats: ``deadletter/count``, ``deadletter/kind/<kind>``, ``deadletter/lost``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
@@ -38,6 +40,7 @@ class DeadLetterExtension:
         self.path: str | None = None
         self.count = 0
         self._stream: pa.NativeFile | None = None
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="deadletter")  # in order, off the reactor
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> DeadLetterExtension:
@@ -52,20 +55,36 @@ class DeadLetterExtension:
         return side_location(self.crawler, self.uri_template, "_deadletter")
 
     def record(self, record: dict[str, Any]) -> None:
-        if self._stream is None:
-            self._open()
-        assert self._stream is not None
         line = {"time": datetime.now(timezone.utc).isoformat(), "spider": self.crawler.spider.name,
                 **record}
-        self._stream.write((json.dumps(line, ensure_ascii=False, default=str) + "\n").encode())
-        self._stream.flush()
+        data = (json.dumps(line, ensure_ascii=False, default=str) + "\n").encode()
         self.count += 1
         stats = self.crawler.stats
         assert stats is not None
         stats.inc_value("deadletter/count")
         stats.inc_value(f"deadletter/kind/{record.get('kind', 'unknown')}")
+        self._io.submit(self._write, data).add_done_callback(self._written)
 
     def close(self) -> None:
+        self._io.submit(self._close)
+        self._io.shutdown(wait=True)  # (at close: every record is on disk before the crawl ends)
+
+    def _write(self, data: bytes) -> None:
+        if self._stream is None:
+            self._open()
+        assert self._stream is not None
+        self._stream.write(data)
+        self._stream.flush()
+
+    def _written(self, future: Future[None]) -> None:
+        """A record that could not be written is lost work: an ERROR, and the crawl's exit status."""
+        exc = future.exception()
+        if exc is not None:
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("deadletter/lost")
+            logger.error("Could not write a dead letter to %s: %s", mask_url(self.location()), exc)
+
+    def _close(self) -> None:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
@@ -73,7 +92,7 @@ class DeadLetterExtension:
 
     def _open(self) -> None:
         location = self.location()
-        fs, directory = resolve_uri(location)
+        fs, directory = resolve_uri(location, self.crawler.settings)
         fs.create_dir(directory, recursive=True)
         self.path = f"{directory.rstrip('/')}/deadletter-{uuid.uuid4().hex[:12]}.jsonl"
         self._stream = fs.open_output_stream(self.path)

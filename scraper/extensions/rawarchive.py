@@ -125,7 +125,7 @@ class RawArchiveExtension:
 
     def _open(self) -> None:
         assert self._location is not None
-        fs, directory = resolve_uri(self._location)
+        fs, directory = resolve_uri(self._location, self.crawler.settings)
         fs.create_dir(directory, recursive=True)
         self._fs, self.directory = fs, directory.rstrip("/")
         self._index = fs.open_output_stream(f"{self.directory}/{INDEX_PREFIX}{self.token}.jsonl")

@@ -98,7 +98,7 @@ class RunReport:
         self.sample()
         try:
             location = side_location(self.crawler, self.uri_template, "_report")
-            fs, path = resolve_uri(location)
+            fs, path = resolve_uri(location, self.crawler.settings)
             fs.create_dir(path, recursive=True)
             target = join_uri(path, "report.html")
             with fs.open_output_stream(target) as stream:

@@ -1,15 +1,19 @@
 """Scrapy's own settings that a crawl depends on, checked at start-up. Scrapy reads some of them where
 a bad value's error is swallowed (``CONCURRENT_REQUESTS=0`` ends up as "Unsupported URL scheme 'http'"
 from the download handler loader, and the crawl "finishes" having fetched nothing), so they are checked
-here, before anything is built; a bad one fails the start naming the setting."""
+here, before anything is built; a bad one fails the start naming the setting. It also masks secret
+settings (``AWS_SECRET_ACCESS_KEY``...) in Scrapy's "Overridden settings" log line."""
 
 from __future__ import annotations
+
+import logging
 
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.settings import default_settings
 
 from scraper.config import get_float, get_int
+from scraper.secrets import SecretSettingsFilter
 
 AT_LEAST_ONE = ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "CONCURRENT_ITEMS")
 NOT_NEGATIVE = ("RETRY_TIMES", "REDIRECT_MAX_TIMES", "DOWNLOAD_MAXSIZE",
@@ -31,4 +35,6 @@ class SettingsCheck:
             get_float(settings, name, getattr(default_settings, name), minimum=0)
         for name in POSITIVE_SECONDS:
             get_float(settings, name, getattr(default_settings, name), minimum=TIMEOUT_MIN)
+        # Scrapy logs every setting a project changed, secrets included, right after the extensions
+        logging.getLogger("scrapy.crawler").addFilter(SecretSettingsFilter(settings))
         raise NotConfigured  # checked: nothing to do while crawling

@@ -38,7 +38,8 @@ class MalformedPageMiddleware:
         logger.warning("Dropped malformed page %s: field %r: %s", response.url, exception.field,
                        exception.reason)
         self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
-            "kind": "page", "reason": "malformed", "url": response.url, "field": exception.field,
+            "kind": "page", "reason": "malformed", **our_signals.request_fields(response.request),
+            "url": response.url, "field": exception.field,
             "error": exception.reason, "status": response.status,
         })
         return ()

@@ -240,7 +240,7 @@ class RotatingProxyMiddleware:
             if response is not None:
                 self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
                     "kind": "request", "reason": "proxy_bans_exhausted", "error": reason, "proxy": name,
-                    "url": request.url, "method": request.method, "attempts": retries,
+                    **our_signals.request_fields(request), "attempts": retries,
                     "last_status": response.status,
                 })
             return None

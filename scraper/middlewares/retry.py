@@ -212,7 +212,7 @@ class BackoffRetryMiddleware:
         self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
             "kind": "request", "reason": why, **extra,
             "error": reason if isinstance(reason, str) else f"{type(reason).__name__}: {reason}",
-            "url": request.url, "method": request.method, "attempts": attempts, "last_status": status,
+            **our_signals.request_fields(request), "attempts": attempts, "last_status": status,
             "first_attempt_at": datetime.fromtimestamp(first, timezone.utc).isoformat(),
             "last_attempt_at": datetime.now(timezone.utc).isoformat(),
         })

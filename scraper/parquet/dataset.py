@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from scraper.parquet.s3 import s3_filesystem
 from scraper.parquet.schema import columns_to_table, row_validator
 from scraper.secrets import mask_url, redact
 
@@ -31,12 +32,15 @@ MANIFEST = "_manifest.json"
 SUCCESS = "_SUCCESS"
 
 
-def resolve_uri(uri: str) -> tuple[pafs.FileSystem, str]:
+def resolve_uri(uri: str, settings: Mapping[str, Any] | None = None) -> tuple[pafs.FileSystem, str]:
     """A filesystem and path for ``uri``: a local path (relative ones from the cwd) or any URI
-    pyarrow understands (``file://``, ``s3://``, ...)."""
+    pyarrow understands (``file://``, ``s3://``, ...); ``s3://`` with Scrapy's ``AWS_*`` ``settings``
+    (see :mod:`scraper.parquet.s3`)."""
     if "://" not in uri:
         return pafs.LocalFileSystem(), os.path.abspath(uri)
     try:
+        if uri.startswith("s3://"):
+            return s3_filesystem(uri, settings)
         return pafs.FileSystem.from_uri(uri)
     except (pa.ArrowException, ValueError) as exc:
         raise ValueError(f"cannot open {mask_url(uri)}: {redact(str(exc), uri)}") from None

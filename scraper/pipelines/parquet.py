@@ -38,7 +38,7 @@ from scraper.outcome import Thresholds, judge
 from scraper.parquet.dataset import DatasetWriter, PartWriteError, probe, publish, resolve_uri
 from scraper.parquet.schema import SchemaError, arrow_schema
 from scraper.pipelines import close_crawl
-from scraper.secrets import mask_url
+from scraper.secrets import mask_url, redact
 
 logger = logging.getLogger(__name__)
 
@@ -94,20 +94,20 @@ class ParquetPipeline:
                                  f"a path or URI whose placeholders are known ({exc})") from None
 
     def probe(self) -> None:
-        """Fail at start-up, before the engine opens, if a local output cannot be written (a remote
-        store is reached at the first write). Runs once, before the reactor has anything to do."""
+        """Fail at start-up, before the engine opens, if the output cannot be written (a remote store
+        within its timeouts: see scraper/parquet/s3.py). Runs once, before the reactor has anything
+        to do."""
         head, placeholder, _ = self.uri.partition("%(item)s")  # per item type: probe the directory above
         try:
             location = format_uri(head.rpartition("/")[0] or "." if placeholder else head,
                                   self.crawler.spider, crawl_time(self.crawler), "")
-            fs, directory = resolve_uri(location)
-            if isinstance(fs, pafs.LocalFileSystem):
-                probe(fs, directory)
         except (KeyError, ValueError, TypeError):
             return  # a placeholder error: open_spider names it
-        except (OSError, pa.ArrowException) as exc:
+        try:
+            probe(*resolve_uri(location, self.crawler.settings))
+        except (OSError, ValueError, pa.ArrowException) as exc:
             raise InvalidSetting("PARQUET_URI", mask_url(self.uri),
-                                 f"a location this crawl can write ({exc})") from None
+                                 f"a location this crawl can write ({redact(str(exc), self.uri)})") from None
 
     async def process_item(self, item: Any) -> Any:
         item_cls = type(item)
@@ -167,7 +167,7 @@ class ParquetPipeline:
         for writer in self.writers.values():
             return writer.fs
         location = format_uri(self.uri, self.crawler.spider, crawl_time(self.crawler), "item")
-        return resolve_uri(location)[0]
+        return resolve_uri(location, self.crawler.settings)[0]
 
     def spider_closed(self, reason: str) -> None:
         """Manifests go last, when the final stats (finish reason, counts) are known."""
@@ -230,7 +230,7 @@ class ParquetPipeline:
             raise InvalidSetting("PARQUET_URI", mask_url(self.uri),
                                  f"a %(item)s placeholder: {other} and {item_cls.__name__} items would "
                                  "share one dataset directory")
-        fs, path = resolve_uri(location)
+        fs, path = resolve_uri(location, self.crawler.settings)
         writer = DatasetWriter(fs, path, arrow_schema(item_cls), **self.writer_options)
         writer.defer_publish = self._defer_publish
         self._locations[location] = item_cls

@@ -133,3 +133,13 @@ def test_a_full_disk_loses_rows_exits_4_and_publishes_only_readable_parts(
     visible = [p for p in out.iterdir() if p.name.startswith("part-")]
     assert sum(ds.dataset(p, format="parquet").count_rows() for p in visible) < 1000  # every one readable
     assert not [p for p in out.iterdir() if p.name.endswith(".inprogress")]  # the failed part was removed
+
+
+def test_dead_letters_that_cannot_be_written_are_lost_data(tmp_path: Path) -> None:
+    with LocalSite(books=60, seed=3, fault_rate=0.2, fault_kinds=["500"], fault_times=99,
+                   fault_match=r"catalogue/(?!category/)[^/]+/index\.html$") as site:
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}", "-s", "RETRY_FOR_SECONDS=0.5",
+                           "-s", "RETRY_TIMES=1", "-s", "DEADLETTER_URI=/proc/no-dead-letters-here")
+    assert result.returncode == outcome.LOST, result.log[-3000:]
+    assert "ERROR: Could not write a dead letter to /proc/no-dead-letters-here" in result.log
+    assert "could not be written" in last_line(result.log)

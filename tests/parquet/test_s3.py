@@ -64,3 +64,37 @@ def test_crawl_to_s3(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.Monke
         manifest = stream.read().decode()
     assert '"complete": true' in manifest and SECRET not in manifest
     assert os.path.basename(dataset.files[0]).startswith("part-")
+
+
+def aws_settings(endpoint: str) -> list[str]:
+    return ["-s", "AWS_ACCESS_KEY_ID=testkey", "-s", f"AWS_SECRET_ACCESS_KEY={SECRET}",
+            "-s", f"AWS_ENDPOINT_URL={endpoint}"]
+
+
+def test_scrapys_aws_settings_are_honoured(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Scrapy's feed storage reads them: no credentials or endpoint in the URI."""
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    fs = pafs.S3FileSystem(access_key="testkey", secret_key=SECRET, endpoint_override=s3_endpoint,
+                           scheme="http", allow_bucket_creation=True)
+    fs.create_dir("settings-bucket")
+    with LocalSite(books=20, seed=6) as site:
+        result = run_crawl("books", tmp_path / "unused", "-a", f"start_url={site.url}",
+                           "-s", "PARQUET_URI=s3://settings-bucket/runs/%(name)s", *aws_settings(f"http://{s3_endpoint}"))
+    assert result.returncode == 0, result.log[-3000:]
+    assert SECRET not in result.log
+    assert ds.dataset("settings-bucket/runs/books", filesystem=fs, format="parquet").count_rows() == 20
+
+
+@pytest.mark.parametrize("where", ["an endpoint that refuses", "a bucket that does not exist"])
+def test_an_s3_output_that_cannot_be_written_fails_at_start(s3_endpoint: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    endpoint = "http://127.0.0.1:1" if where.startswith("an endpoint") else f"http://{s3_endpoint}"
+    with LocalSite(books=20, seed=6) as site:
+        result = run_crawl("books", tmp_path / "unused", "-a", f"start_url={site.url}",
+                           "-s", "PARQUET_URI=s3://no-such-bucket/runs", *aws_settings(endpoint), timeout=120)
+        requests = site.stats()["requests"]
+    assert result.returncode == 1, result.log[-3000:]
+    assert "Invalid setting PARQUET_URI='s3://no-such-bucket/runs': expected a location this crawl can write" \
+        in result.log
+    assert requests == 0 and "Traceback" not in result.log and SECRET not in result.log
