@@ -260,6 +260,7 @@ def test_cancelled_job_leaves_only_complete_parts(scrapyd: Scrapyd, deployed: di
     log = scrapyd.job_log("books", job)
     assert "Received SIGINT" in log and "'finish_reason': 'shutdown'" in log, log[-3000:]
     assert "Traceback" not in log
+    assert "Exit status 3: closed before the end (reason: shutdown)" in log.strip().splitlines()[-1]
     visible = sorted(out.glob("part-*.parquet"))
     assert visible and not list(out.glob(".*inprogress"))
     rows = sum(pq.read_table(part).num_rows for part in visible)  # every visible part is whole
@@ -269,6 +270,17 @@ def test_cancelled_job_leaves_only_complete_parts(scrapyd: Scrapyd, deployed: di
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["complete"] is False and manifest["rows"] == rows
     assert time.monotonic() - started < 30
+
+
+def test_a_job_that_could_not_start_says_so_in_its_last_log_line(scrapyd: Scrapyd, deployed: dict[str, Any],
+                                                                   tmp_path: Path) -> None:
+    job = scrapyd.schedule("books", {"start_url": "http://127.0.0.1:1/"},
+                           {"PARQUET_URI": f"{tmp_path}/out", "CONCURRENT_REQUESTS": "0"})
+    scrapyd.wait_finished(job, timeout=60)
+    log = scrapyd.job_log("books", job)
+    assert "ERROR: Invalid setting CONCURRENT_REQUESTS='0'" in log, log[-3000:]
+    assert "Exit status 1: the crawl could not start" in log.strip().splitlines()[-1]
+    assert "Traceback" not in log and "never retrieved" not in log
 
 
 def test_two_jobs_sharing_a_redis_url_cooperate(scrapyd: Scrapyd, deployed: dict[str, Any],
