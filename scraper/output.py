@@ -7,14 +7,17 @@ location here, from ``PARQUET_URI``, with one crawl start time, so ``%(time)s`` 
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from scrapy.crawler import Crawler
 
-DEFAULT_PARQUET_URI = "data/%(name)s/%(time)s/"
+# %(run)s: two crawls started in the same second (two Scrapyd jobs) never share a dataset
+DEFAULT_PARQUET_URI = "data/%(name)s/%(time)s-%(run)s/"
 _START_TIME_ATTR = "_scraper_start_time"
+_RUN_ATTR = "_scraper_run"
 
 
 def crawl_time(crawler: Crawler) -> datetime:
@@ -26,6 +29,18 @@ def crawl_time(crawler: Crawler) -> datetime:
     return when
 
 
+def crawl_run(spider: Any) -> str:
+    """Scrapyd's job id when there is one, else a short id of this crawl's own, the same for every caller."""
+    job = getattr(spider, "_job", None)
+    if job:
+        return str(job)
+    run = getattr(spider, _RUN_ATTR, None)
+    if run is None:
+        run = uuid.uuid4().hex[:8]
+        setattr(spider, _RUN_ATTR, run)
+    return run
+
+
 def item_type_name(item_cls: type) -> str:
     """``BookItem`` → ``book``; ``QuoteAPIItem`` → ``quote_api``."""
     name = item_cls.__name__.removesuffix("Item") or item_cls.__name__
@@ -33,10 +48,12 @@ def item_type_name(item_cls: type) -> str:
 
 
 def format_uri(template: str, spider: Any, start_time: datetime, item: str) -> str:
-    """Fill ``template`` like Scrapy fills feed URIs (spider attributes, ``time``) plus ``item``."""
+    """Fill ``template`` like Scrapy fills feed URIs (spider attributes, ``time``) plus ``item`` and
+    ``run`` (:func:`crawl_run`)."""
     params = {k: getattr(spider, k, None) for k in dir(spider) if not k.startswith("__")}
     params["time"] = start_time.replace(microsecond=0).isoformat().replace("+00:00", "").replace(":", "-")
     params["item"] = item
+    params["run"] = crawl_run(spider)
     return template % params
 
 

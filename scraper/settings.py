@@ -96,7 +96,6 @@ FEED_EXPORTERS = {
     "parquet": "scraper.exporters.parquet.ParquetItemExporter",
 }
 
-PARQUET_URI = "data/%(name)s/%(time)s/"
 PARQUET_ROW_GROUP_SIZE = 10_000
 PARQUET_COMPRESSION = "zstd"
 PARQUET_PART_MAX_ROWS = 1_000_000

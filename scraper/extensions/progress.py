@@ -19,6 +19,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 
 from scraper.config import get_float
+from scraper.secrets import mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +80,12 @@ class ProgressLog:
             collector.set_value("responses_per_minute", stats.get("response_received_count", 0) / minutes)
             collector.set_value("items_per_minute", stats.get("item_scraped_count", 0) / minutes)
         datasets = [value for key, value in stats.items() if key.startswith("parquet/dataset/")]
+        datasets += [f"feed {mask_url(str(uri))}" for uri in self.crawler.settings.getdict("FEEDS")]
         logger.info("Crawl %s: %d items written, %d dropped, %d dead-lettered; %d pages, %d malformed; data: %s",
                     reason, stats.get("parquet/rows", stats.get("item_scraped_count", 0)),
                     stats.get("item_dropped_count", 0), stats.get("deadletter/count", 0),
                     stats.get("response_received_count", 0), stats.get("pages/malformed", 0),
-                    ", ".join(datasets) or "no Parquet output")
+                    ", ".join(datasets) or "no output")
 
     def _stats(self) -> dict[str, Any]:
         collector = self.crawler.stats

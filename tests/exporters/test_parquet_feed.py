@@ -14,6 +14,7 @@ def test_dash_o_parquet_writes_the_same_typed_schema(tmp_path: Path) -> None:
     with LocalSite(books=60, seed=5) as site:
         result = run_crawl("books", tmp_path / "dataset", "-a", f"start_url={site.url}", "-O", str(target))
     assert result.returncode == 0, result.log[-2000:]
+    assert f"data: {tmp_path / 'dataset'}, feed {target}" in result.log  # the summary names every output
     feed = pq.read_table(target)
     dataset = pq.read_table(next((tmp_path / "dataset").glob("part-*.parquet")))
     assert feed.num_rows == dataset.num_rows == 60

@@ -17,7 +17,7 @@ from scrapy.utils.test import get_crawler
 from scraper.config import InvalidSetting
 from scraper.parquet.schema import arrow
 from scraper.signals import dead_letter
-from scraper.output import format_uri, item_type_name
+from scraper.output import DEFAULT_PARQUET_URI, format_uri, item_type_name
 from scraper.pipelines.parquet import ParquetPipeline
 
 
@@ -51,6 +51,15 @@ def test_uri_placeholders_like_feed_uris() -> None:
     when = datetime(2026, 11, 21, 10, 5, 7, 123, tzinfo=timezone.utc)
     uri = format_uri("out/%(name)s/%(_job)s/%(time)s/%(item)s", DemoSpider(), when, "book")
     assert uri == "out/demo/job42/2026-11-21T10-05-07/book"
+
+
+def test_the_default_location_is_unique_per_crawl_even_in_the_same_second() -> None:
+    when = datetime(2026, 11, 21, 10, 5, 7, tzinfo=timezone.utc)
+    first, second = Spider("demo"), Spider("demo")
+    a, b = (format_uri(DEFAULT_PARQUET_URI, spider, when, "book") for spider in (first, second))
+    assert a != b and a.startswith("data/demo/2026-11-21T10-05-07-")
+    assert format_uri(DEFAULT_PARQUET_URI, first, when, "book") == a  # one crawl, one place
+    assert format_uri(DEFAULT_PARQUET_URI, DemoSpider(), when, "book") == "data/demo/2026-11-21T10-05-07-job42/"
 
 
 @pytest.mark.parametrize("setting,value", [
