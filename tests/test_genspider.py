@@ -84,3 +84,16 @@ def test_a_bad_start_url_fails_naming_it(project: Path, generated: Path) -> None
     log = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "Invalid spider argument start_url='example.com/x'" in log
     assert "Traceback" not in log
+
+
+def test_plain_genspider_uses_the_project_template_and_a_missing_one_fails(tmp_path: Path) -> None:
+    copy = tmp_path / "project"
+    shutil.copytree(ROOT / "scraper", copy / "scraper", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "scrapy.cfg", copy / "scrapy.cfg")
+    (copy / "scraper" / "pages" / "bar.py").write_text(PAGE_MODULE)  # step 1 of the guide
+    missing = run(copy, "-m", "scrapy", "genspider", "-t", "nope", "baz", "baz.com")
+    assert missing.returncode == 1 and "Unable to find template: nope" in missing.stdout + missing.stderr
+    plain = run(copy, "-m", "scrapy", "genspider", "bar", "bar.com")
+    assert plain.returncode == 0 and "Created spider 'bar' using template 'project'" in plain.stdout
+    again = run(copy, "-m", "scrapy", "genspider", "bar", "bar.com")
+    assert again.returncode == 1 and "already exists" in again.stdout  # nothing written
