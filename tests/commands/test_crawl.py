@@ -51,6 +51,10 @@ def test_a_clean_crawl_exits_0_and_marks_its_dataset_complete(small_site: LocalS
     (["-s", "PARQUET_COMPRESSION=rar"], "Invalid setting PARQUET_COMPRESSION='rar'"),
     (["-a", "start_url=ftp://x/"], "Invalid spider argument start_url='ftp://x/'"),
     (["-a", "start_url=index.html"], "Invalid spider argument start_url='index.html'"),
+    (["-s", "ROTATING_PROXY_LIST=http://u:p@127.0.0.1:1"], "Invalid setting ROTATING_PROXY_LIST='…': expected it "
+                                                           "unset (a scrapy-rotating-proxies setting; this project "
+                                                           "replaces scrapy-rotating-proxies: use PROXY_LIST)"),
+    (["-s", "REDIS_HOST=127.0.0.1"], "use REDIS_URL"),
 ])
 def test_bad_input_is_one_line_naming_it_and_exit_1_before_any_request(
         small_site: LocalSite, tmp_path: Path, args: list[str], named: str) -> None:
