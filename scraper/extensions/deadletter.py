@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,6 +41,7 @@ class DeadLetterExtension:
         self.count = 0
         self._stream: pa.NativeFile | None = None
         self._io = ThreadPoolExecutor(1, thread_name_prefix="deadletter")  # in order, off the reactor
+        self._lost = 0  # records the I/O thread could not write (its own: stats are the reactor's)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> DeadLetterExtension:
@@ -63,25 +64,26 @@ class DeadLetterExtension:
         assert stats is not None
         stats.inc_value("deadletter/count")
         stats.inc_value(f"deadletter/kind/{record.get('kind', 'unknown')}")
-        self._io.submit(self._write, data).add_done_callback(self._written)
+        self._io.submit(self._write, data)
 
     def close(self) -> None:
         self._io.submit(self._close)
         self._io.shutdown(wait=True)  # (at close: every record is on disk before the crawl ends)
+        if self._lost:
+            assert self.crawler.stats is not None
+            self.crawler.stats.set_value("deadletter/lost", self._lost)
 
     def _write(self, data: bytes) -> None:
-        if self._stream is None:
-            self._open()
-        assert self._stream is not None
-        self._stream.write(data)
-        self._stream.flush()
-
-    def _written(self, future: Future[None]) -> None:
-        """A record that could not be written is lost work: an ERROR, and the crawl's exit status."""
-        exc = future.exception()
-        if exc is not None:
-            assert self.crawler.stats is not None
-            self.crawler.stats.inc_value("deadletter/lost")
+        """On the I/O thread. A record that cannot be written is lost work: an ERROR, and (at close)
+        the crawl's exit status."""
+        try:
+            if self._stream is None:
+                self._open()
+            assert self._stream is not None
+            self._stream.write(data)
+            self._stream.flush()
+        except (OSError, pa.ArrowException) as exc:
+            self._lost += 1
             logger.error("Could not write a dead letter to %s: %s", mask_url(self.location()), exc)
 
     def _close(self) -> None:

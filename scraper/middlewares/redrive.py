@@ -3,8 +3,8 @@ which ``scrapy redrive DATASET`` sets).
 
 The crawl's start becomes the dataset's dead-lettered requests, each with its callback. Requests for
 URLs whose rows the dataset already holds are dropped (a re-driven listing page links to products
-stored long ago), so nothing is stored twice. When the crawl ends, the dead-letter files it read move
-to ``_deadletter/redriven/``; what fails again is dead-lettered anew, for the next re-drive.
+stored long ago), so nothing is stored twice. When the crawl finishes, the dead-letter files it read
+move to ``_deadletter/redriven/``; what fails again is dead-lettered anew, for the next re-drive.
 """
 
 from __future__ import annotations
@@ -80,8 +80,13 @@ class RedriveMiddleware:
             if not self._stored(x):
                 yield x
 
-    def spider_closed(self) -> None:
-        """The letters read were re-driven: move them aside (failures were dead-lettered anew)."""
+    def spider_closed(self, reason: str) -> None:
+        """The letters read were re-driven: move them aside (failures were dead-lettered anew). A
+        re-drive stopped half-way keeps them: the next one skips what got stored meanwhile."""
+        if reason != "finished":
+            logger.warning("Re-drive closed (%s): its %s dead letter(s) stay for the next one", reason,
+                           len(self.records))
+            return
         moved = f"{self.directory}/{LETTERS}/{REDRIVEN}"
         self.fs.create_dir(moved, recursive=True)
         for path in self.files:

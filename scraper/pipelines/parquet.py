@@ -99,7 +99,7 @@ class ParquetPipeline:
         to do."""
         head, placeholder, _ = self.uri.partition("%(item)s")  # per item type: probe the directory above
         try:
-            location = format_uri(head.rpartition("/")[0] or "." if placeholder else head,
+            location = format_uri((head.rpartition("/")[0] or ".") if placeholder else head,
                                   self.crawler.spider, crawl_time(self.crawler), "")
         except (KeyError, ValueError, TypeError):
             return  # a placeholder error: open_spider names it

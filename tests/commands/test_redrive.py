@@ -48,3 +48,18 @@ def test_dead_letters_are_recrawled_into_the_same_dataset_without_duplicates(tmp
     assert not list((out / "_deadletter").glob("*.jsonl")) and list((out / "_deadletter" / "redriven").glob("*.jsonl"))
     assert again.returncode == outcome.NOT_STARTED and "Invalid setting REDRIVE_FROM" in again.stdout + again.stderr
     assert len(upcs(out)) == BOOKS
+
+
+def test_a_redrive_stopped_half_way_keeps_its_letters_for_the_next(tmp_path: Path) -> None:
+    from scrapy.utils.test import get_crawler
+
+    from scraper.middlewares.redrive import RedriveMiddleware
+
+    letters = tmp_path / "_deadletter"
+    letters.mkdir()
+    (letters / "deadletter-a.jsonl").write_text('{"kind": "request", "url": "http://x/1", "callback": "parse"}\n')
+    middleware = RedriveMiddleware.from_crawler(get_crawler(settings_dict={"REDRIVE_FROM": str(tmp_path)}))
+    middleware.spider_closed("shutdown")
+    assert (letters / "deadletter-a.jsonl").exists()
+    middleware.spider_closed("finished")
+    assert not (letters / "deadletter-a.jsonl").exists() and (letters / "redriven" / "deadletter-a.jsonl").exists()
