@@ -45,6 +45,9 @@ class BookItem:
     word_count: int | None = None  # words in the description
 
     normalizer: ClassVar[str] = "scraper.normalize.books.normalize_book"
+    # Minimum share of items with a value, where the site leaves a field empty on purpose (checked at
+    # close by scraper.monitors; other required fields: MONITOR_MIN_FIELD_COVERAGE).
+    field_coverage: ClassVar[dict[str, float]] = {"description": 0.5}
 
 
 @dataclass(slots=True)
@@ -63,3 +66,4 @@ class QuoteItem:
     content_hash: str | None = None  # SHA-256 of text, author and tags: equal iff the quote is
 
     normalizer: ClassVar[str] = "scraper.normalize.quotes.normalize_quote"
+    field_coverage: ClassVar[dict[str, float]] = {"tags": 0.5}  # many quotes have none (see BookItem)

@@ -20,6 +20,7 @@ STOPPED = 3  # closed before the end: shutdown (SIGINT/SIGTERM, Scrapyd cancel),
 LOST = 4  # items were lost: they could not be written
 DEAD_LETTERS = 5  # more requests dead-lettered than CRAWL_MAX_DEADLETTER_SHARE allows
 TOO_FEW_ITEMS = 6  # fewer items than CRAWL_MIN_ITEMS: the start was unreachable, forbidden, or empty
+MONITORS_FAILED = 7  # a close-time monitor check failed (scraper.monitors): coverage, announced count, ...
 
 DEFAULT_MIN_ITEMS = 1
 DEFAULT_MAX_DEADLETTER_SHARE = 0.01
@@ -52,7 +53,8 @@ class Outcome:
 
 def judge(stats: Mapping[str, Any], reason: str, thresholds: Thresholds) -> Outcome:
     """The outcome of a crawl closed for ``reason`` with these final ``stats``. When several causes
-    apply, the first of: items lost, stopped early, too few items, too many dead letters."""
+    apply, the first of: items lost, stopped early, too few items, too many dead letters, a failed
+    monitor check."""
     lost = (stats.get("parquet/lost_rows", 0) + stats.get("outcome/item_errors", 0)
             + stats.get("deadletter/lost", 0))
     dead = stats.get("deadletter/count", 0)
@@ -73,6 +75,8 @@ def judge(stats: Mapping[str, Any], reason: str, thresholds: Thresholds) -> Outc
     if dead and share > thresholds.max_deadletter_share:
         return outcome(DEAD_LETTERS, f"{dead} request(s) dead-lettered, {share:.1%} of pages, "
                                      f"CRAWL_MAX_DEADLETTER_SHARE={thresholds.max_deadletter_share:g}")
+    if failed := stats.get("monitors/failed", 0):
+        return outcome(MONITORS_FAILED, f"{failed} monitor check(s) failed: {stats.get('monitors/failures', '')}")
     return outcome(OK, "")
 
 

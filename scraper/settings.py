@@ -72,8 +72,11 @@ EXTENSIONS = {
     "scraper.extensions.deadletter.DeadLetterExtension": 0,
     "scraper.extensions.rawarchive.RawArchiveExtension": 0,
     "scraper.extensions.redis_check.RedisCheck": 0,
+    "scraper.extensions.monitoring.Monitoring": 0,  # Spidermon's suites, before the outcome they feed
     "scraper.extensions.outcome.CrawlOutcome": 0,  # after ProgressLog: its line is the crawl's last word
 }
+
+SPIDERMON_ENABLED = True  # close-time checks (scraper.monitors); a failed one fails the run
 
 # Adaptive per-site concurrency (replaces AutoThrottle, which must stay off).
 AUTOTHROTTLE_ENABLED = False

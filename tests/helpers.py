@@ -27,6 +27,12 @@ class CrawlResult:
         return ds.dataset(self.output, format="parquet").to_table().to_pylist()
 
 
+# For tests that serve bad pages on purpose: the crawl goes on and exits 0 (the thresholds that would fail
+# it, exit status 5 and the monitors' 7, are tested in tests/commands/test_crawl.py).
+TOLERATE_BAD_PAGES = ("-s", "CRAWL_MAX_DEADLETTER_SHARE=0.5", "-s", "MONITOR_MAX_MALFORMED_SHARE=0.5",
+                      "-s", "MONITOR_MAX_ERROR_SHARE=0.5")
+
+
 def run_crawl(spider: str, output: Path, *args: str, timeout: float = 300) -> CrawlResult:
     """``scrapy crawl <spider> -s PARQUET_URI=<output> <args>`` in a subprocess, from the repo root."""
     argv = crawl_argv(spider, output, *args)

@@ -12,8 +12,10 @@ from scrapy.commands import parse
 
 
 class Command(parse.Command):
-    # one page, not a crawl: the whole-crawl thresholds of the exit status (scraper/outcome.py) do not apply
-    default_settings = {**parse.Command.default_settings, "CRAWL_MIN_ITEMS": 0, "CRAWL_MAX_DEADLETTER_SHARE": 1.0}
+    # one page, not a crawl: the whole-crawl thresholds of the exit status (scraper/outcome.py) and the
+    # close-time monitors (scraper/monitors.py) do not apply
+    default_settings = {**parse.Command.default_settings, "CRAWL_MIN_ITEMS": 0, "CRAWL_MAX_DEADLETTER_SHARE": 1.0,
+                        "SPIDERMON_ENABLED": False}
 
     def set_spidercls(self, url: str, opts: argparse.Namespace) -> None:
         self._given = url

@@ -29,6 +29,7 @@ _MORE = "...more"
 _PRODUCT_LINKS = Css("article.product_pod h3 a::attr(href)")
 _NEXT_PAGE = Css("ul.pager li.next a::attr(href)")
 _CURRENT_PAGE = Css("ul.pager li.current::text")
+_RESULTS = Css("form.form-horizontal strong::text")  # "<strong>1000</strong> results - showing <strong>21</strong> ..."
 _MAIN = Css("div.product_main")
 _TABLE_ROWS = Css("table.table-striped tr")
 _TH = Css("th::text")
@@ -43,13 +44,15 @@ _DESCRIPTION = Css("#product_description + p::text")
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """What a listing page links to: absolute product URLs and the next page (or None); and, from
-    the pager's "Page 3 of 50", the page number and count (None when the pager does not say)."""
+    """What a listing page links to: absolute product URLs and the next page (or None); from the
+    pager's "Page 3 of 50", the page number and count; and, from "1000 results - showing 41 to 60",
+    how many products this page and the later ones announce (960). Each None when the page does not say."""
 
     product_urls: list[str]
     next_url: str | None
     page: int | None = None
     pages: int | None = None
+    announced: int | None = None
 
     def later_page_urls(self) -> list[str] | None:
         """Every listing page after this one, from the pager's count and the next link's
@@ -69,7 +72,17 @@ def parse_listing(html: str, url: str) -> Listing:
     next_href = _NEXT_PAGE.first(root)
     position = _PAGE_OF.search(" ".join(_CURRENT_PAGE.all(root)))
     page, pages = (int(position[1]), int(position[2])) if position else (None, None)
-    return Listing(products, urljoin(url, next_href) if next_href else None, page, pages)
+    return Listing(products, urljoin(url, next_href) if next_href else None, page, pages,
+                   _announced(_RESULTS.all(root)))
+
+
+def _announced(numbers: list[str]) -> int | None:
+    """Products from this listing page to the end: "1000 results - showing 41 to 60" is 960."""
+    numbers = [n.strip() for n in numbers]
+    if not numbers or not all(n.isdigit() for n in numbers):
+        return None
+    total, first = int(numbers[0]), int(numbers[1]) if len(numbers) > 1 else 1
+    return max(0, total - first + 1)
 
 
 def parse_book(html: str, url: str, scraped_at: datetime) -> BookItem:

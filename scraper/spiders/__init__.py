@@ -6,6 +6,10 @@ from urllib.parse import urlsplit
 
 from scraper.config import InvalidArgument
 
+# Stat: the items the site says it holds (the sum over start pages of, say, "1000 results"). A spider
+# that can read it sets it; scraper.monitors checks the crawl stored that many.
+ANNOUNCED_ITEMS = "site/announced_items"
+
 
 def start_urls(value: str) -> list[str]:
     """The URLs of a ``start_url`` argument (several separated by spaces): absolute http(s) only, so

@@ -12,7 +12,7 @@ from scrapy.http import Response
 
 from scraper.items import BookItem
 from scraper.pages.books import parse_book, parse_listing
-from scraper.spiders import start_urls
+from scraper.spiders import ANNOUNCED_ITEMS, start_urls
 
 # The catalogue is one chain of listing pages, each linking the next: followed link by link, discovery
 # advances one page per round trip and starves a fast crawl (or a second Redis worker) of work. So the
@@ -23,6 +23,7 @@ from scraper.spiders import start_urls
 LATER_PAGES_PRIORITY = -10
 NEXT_PAGE_PRIORITY = 10
 SCHEDULED_BY_FIRST = "books_scheduled_by_first"  # meta: a listing page the first one scheduled
+START = "books_start"  # meta: a start URL, whose "N results" is what the site announces it holds
 
 
 class BooksSpider(scrapy.Spider):
@@ -49,10 +50,12 @@ class BooksSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for url in self.start_urls:
-            yield scrapy.Request(url, callback=self.parse)
+            yield scrapy.Request(url, callback=self.parse, meta={START: True})
 
     def parse(self, response: Response) -> Iterator[scrapy.Request]:
         listing = parse_listing(response.text, response.url)
+        if response.meta.get(START) and listing.announced is not None:
+            self.crawler.stats.inc_value(ANNOUNCED_ITEMS, listing.announced)  # checked by scraper.monitors
         for url in listing.product_urls:
             yield scrapy.Request(url, callback=self.parse_book)
         later = listing.later_page_urls()

@@ -56,6 +56,7 @@ def test_a_clean_crawl_exits_0_and_marks_its_dataset_complete(small_site: LocalS
                                                            "unset (a scrapy-rotating-proxies setting; this project "
                                                            "replaces scrapy-rotating-proxies: use PROXY_LIST)"),
     (["-s", "REDIS_HOST=127.0.0.1"], "use REDIS_URL"),
+    (["-s", "MONITOR_ACTIONS=tests.extensions.alert_action.RecordAlert"], "Invalid setting MONITOR_ACTIONS="),
 ])
 def test_bad_input_is_one_line_naming_it_and_exit_1_before_any_request(
         small_site: LocalSite, tmp_path: Path, args: list[str], named: str) -> None:
@@ -97,6 +98,39 @@ def test_dead_letters_beyond_the_share_exit_5_and_leave_the_dataset_incomplete(t
     written = manifest(out)
     assert not written["complete"] and not (out / "_SUCCESS").exists()
     assert written["dead_lettered"] > 0 and written["rows"] == 60 - written["dead_lettered"]
+
+
+def test_fewer_items_than_the_site_announced_fail_a_monitor_exit_7_and_fire_the_alert(tmp_path: Path) -> None:
+    """robots.txt forbids 11 of the 60 product pages: nothing fails, nothing is dead-lettered, and the
+    crawl still stored fewer books than the catalogue's "60 results". The monitor suite says so."""
+    out, alert = tmp_path / "out", tmp_path / "alert.json"
+    with LocalSite(books=60, seed=3, robots_disallow="/catalogue/a-year") as site:
+        result = run_crawl("books", out, "-a", f"start_url={site.url}",
+                           "-s", "MONITOR_ACTIONS=tests.extensions.alert_action.RecordAlert",
+                           "-s", f"TEST_ALERT_FILE={alert}")
+    assert result.returncode == outcome.MONITORS_FAILED, result.log[-3000:]
+    assert manifest(out)["rows"] == 49
+    assert "49 item(s) and 0 dead letter(s) for 60 announced" in last_line(result.log)
+    assert json.loads(alert.read_text()) == {
+        "spider": "books",
+        "failed": ["Items against the site's announced count/Should store the items the site announced"]}
+    assert not (out / "_SUCCESS").exists() and manifest(out)["exit_code"] == outcome.MONITORS_FAILED
+    assert not any(marker in result.log for marker in NO_TRACEBACKS), result.log[-3000:]
+
+
+def test_a_field_below_its_coverage_rule_exits_7_and_a_clean_run_fires_no_alert(
+        small_site: LocalSite, tmp_path: Path) -> None:
+    alert = tmp_path / "alert.json"
+    args = ["-a", f"start_url={small_site.url}", "-s", "MONITOR_ACTIONS=tests.extensions.alert_action.RecordAlert",
+            "-s", f"TEST_ALERT_FILE={alert}"]
+    result = run_crawl("books", tmp_path / "out", *args, "-s", 'MONITOR_FIELD_COVERAGE={"series": 0.9}')
+    assert result.returncode == outcome.MONITORS_FAILED, result.log[-3000:]
+    assert "series" in last_line(result.log) and "MONITOR_FIELD_COVERAGE" in last_line(result.log)
+    assert alert.exists()
+    alert.unlink()
+    clean = run_crawl("books", tmp_path / "clean", *args)
+    assert clean.returncode == 0 and "Monitors: 6 check(s) passed or skipped" in clean.log, clean.log[-3000:]
+    assert not alert.exists()
 
 
 def test_a_crawl_stopped_by_a_signal_exits_3(tmp_path: Path) -> None:

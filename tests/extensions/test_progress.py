@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from scraper.localsite.process import LocalSite
-from tests.helpers import run_crawl
+from tests.helpers import TOLERATE_BAD_PAGES, run_crawl
 
 LINE = re.compile(r"Crawled (\d+) pages \(at \d+ pages/min\), scraped (\d+) items \(at \d+ items/min\); "
                   r"\d+ in flight; \d+ retries waiting; \d+ paced starts waiting; 429s \d+% of responses; slots 127\.0\.0\.1 \d+/\d+")
@@ -15,7 +15,7 @@ LINE = re.compile(r"Crawled (\d+) pages \(at \d+ pages/min\), scraped (\d+) item
 def test_progress_line_and_summary(tmp_path: Path) -> None:
     with LocalSite(books=60, seed=11, latency_ms=30, malformed_rate=0.1) as site:
         result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
-                           "-s", "LOGSTATS_INTERVAL=0.3", "-s", "CRAWL_MAX_DEADLETTER_SHARE=0.5")
+                           "-s", "LOGSTATS_INTERVAL=0.3", *TOLERATE_BAD_PAGES)
     assert result.returncode == 0, result.log[-3000:]
     lines = LINE.findall(result.log)
     assert lines, result.log[-3000:]

@@ -103,6 +103,7 @@ def test_listing_links_resolve_at_every_depth(catalog: Catalog, path: str, page:
     assert listing.next_url == (BASE + expected_next if expected_next else None)
     assert all(u.startswith(BASE + expected_first) for u in listing.product_urls)
     assert (listing.page, listing.pages) == (page, catalog.n // 20)
+    assert listing.announced == catalog.n - start  # "N results - showing start+1 to ...": from here on
     later = listing.later_page_urls()
     if expected_next:  # every later page, in the next link's form
         assert later == [BASE + expected_next.replace(f"page-{page + 1}", f"page-{n}")
@@ -116,6 +117,17 @@ def test_later_pages_are_unknown_when_the_pager_does_not_count(catalog: Catalog)
     listing = parse_listing(html.replace("Page 1 of", "Seite 1 von"), BASE + "index.html")
     assert (listing.page, listing.pages, listing.later_page_urls()) == (None, None, None)
     assert listing.next_url == BASE + "catalogue/page-2.html"
+
+
+@pytest.mark.parametrize("form,announced", [
+    ("<strong>1</strong> results.", 1),  # the real site, when one page holds them all
+    ("<strong>1000</strong> results - showing <strong>981</strong> to <strong>1000</strong>.", 20),
+    ("results", None),
+    ("<strong>many</strong> results", None),
+])
+def test_the_announced_count_is_what_this_page_and_the_later_ones_hold(form: str, announced: int | None) -> None:
+    html = f'<form method="get" class="form-horizontal">{form}</form>'
+    assert parse_listing(html, BASE).announced == announced
 
 
 def test_category_listing_links_climb_three_levels(catalog: Catalog) -> None:

@@ -15,7 +15,7 @@ from scraper.localsite.faults import is_malformed
 from scraper.normalize.books import normalize_book
 from scraper.localsite.process import LocalSite
 from scraper.parquet.schema import arrow_schema
-from tests.helpers import CrawlResult, run_crawl, stat
+from tests.helpers import CrawlResult, TOLERATE_BAD_PAGES, run_crawl, stat
 
 
 def assert_clean_log(result: CrawlResult) -> None:
@@ -89,7 +89,7 @@ def test_malformed_pages_are_counted_logged_dead_lettered_and_skipped(tmp_path: 
     rate = 0.02
     with LocalSite(books=200, seed=11, malformed_rate=rate) as site:
         result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
-                           "-s", "CRAWL_MAX_DEADLETTER_SHARE=0.05")
+                           *TOLERATE_BAD_PAGES)
         bad = [b for b in site.catalog if is_malformed(11, b.path, rate)]
     assert bad, "the seed should produce some malformed pages"
     assert result.returncode == 0 and "Traceback" not in result.log
@@ -135,7 +135,7 @@ def test_an_oversize_page_is_cancelled_and_dead_lettered(tmp_path: Path) -> None
     rate = 0.05
     with LocalSite(books=60, seed=11, malformed_rate=rate, malformed_pad_kb=9 * 1024) as site:
         result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}",
-                           "-s", "CRAWL_MAX_DEADLETTER_SHARE=0.2")
+                           *TOLERATE_BAD_PAGES)
         bad = [b for b in site.catalog if is_malformed(11, b.path, rate)]
     assert bad and result.returncode == 0, result.log[-3000:]
     assert len(result.rows()) == 60 - len(bad)

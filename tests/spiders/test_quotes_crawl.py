@@ -22,7 +22,7 @@ from scraper.normalize.quotes import CONTENT_FIELDS
 from scraper.normalize.text import content_hash
 from scraper.parquet.schema import arrow_schema
 from scraper.replay import raw_parser_of, replay
-from tests.helpers import ROOT, CrawlResult, run_crawl, stat
+from tests.helpers import CrawlResult, ROOT, TOLERATE_BAD_PAGES, run_crawl, stat
 
 QUOTES, SEED = 95, 3
 
@@ -156,7 +156,7 @@ def test_faults_and_malformed_pages_go_through_every_middleware(tmp_path: Path) 
     with LocalQuotesSite(quotes=quotes, seed=seed, fault_rate=0.3, fault_kinds="500,503,429,drop",
                          fault_retry_after=0.2, malformed_rate=rate) as site:
         result = run_crawl("quotes", tmp_path / "out", "-a", f"start_url={site.start_url}",
-                           "-s", "RETRY_BACKOFF_BASE=0.05", "-s", "CRAWL_MAX_DEADLETTER_SHARE=0.5")
+                           "-s", "RETRY_BACKOFF_BASE=0.05", *TOLERATE_BAD_PAGES)
         agents = site.stats(agents=True)["user_agents"]
         catalog = site.catalog
     bad_pages = [n for n in range(1, catalog.pages + 1) if is_malformed(seed, f"api/quotes?page={n}", rate)]
