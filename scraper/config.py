@@ -21,6 +21,11 @@ class InvalidSetting(ValueError):
         self.setting = name
 
 
+class CannotStart(RuntimeError):
+    """The crawl cannot start for a reason outside its settings (Redis unreachable, a dead run's
+    leftovers): the message says what to do."""
+
+
 class InvalidArgument(ValueError):
     """A spider argument (``-a name=value``) has a value the spider cannot use."""
 

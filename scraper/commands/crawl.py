@@ -12,7 +12,7 @@ from scrapy import signals
 from scrapy.commands import crawl
 
 from scraper import outcome
-from scraper.config import InvalidArgument, InvalidSetting
+from scraper.config import CannotStart, InvalidArgument, InvalidSetting
 from scraper.secrets import mask_url
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _report_start_failure(task: asyncio.Future[None]) -> None:
     it: one line for bad input, the traceback for anything else (a bug)."""
     if task.cancelled() or (exc := task.exception()) is None:
         return
-    if isinstance(exc, (InvalidSetting, InvalidArgument)):
+    if isinstance(exc, (InvalidSetting, InvalidArgument, CannotStart)):
         logger.error("%s", exc)
     else:
         logger.error("The crawl could not start: %s", exc, exc_info=exc)

@@ -21,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from scrapy.settings import BaseSettings
 
-from scraper.config import get_float
+from scraper.config import CannotStart, get_float
 from scraper.secrets import mask_url, redact
 
 ENV_VAR = "SCRAPER_REDIS_URL"
@@ -29,7 +29,7 @@ BACKOFF_BASE = 0.1  # seconds
 BACKOFF_CAP = 5.0  # seconds
 
 
-class RedisUnavailable(RuntimeError):
+class RedisUnavailable(CannotStart):
     """Redis could not be reached at start-up (the message masks the password)."""
 
 

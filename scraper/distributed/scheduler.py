@@ -54,6 +54,7 @@ from redis.exceptions import RedisError
 from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.http import Response
+from scrapy.settings import BaseSettings
 from scrapy.utils.asyncio import AsyncioLoopingCall, CallLaterResult, call_later, create_looping_call
 from scrapy.utils.defer import deferred_from_coro
 from scrapy_redis import picklecompat
@@ -62,16 +63,21 @@ from scrapy_redis.scheduler import Scheduler as RedisScheduler
 from twisted.internet.defer import Deferred
 
 from scraper import signals as our_signals
-from scraper.config import InvalidSetting, get_bool, get_float, get_int
+from scraper.config import get_bool, get_float, get_int
 from scraper.distributed.connection import connect, redis_url
 from scraper.distributed.dupefilter import LeasingDupeFilter, bloom_size
+from scraper.distributed import state
 from scraper.distributed.frontier import Frontier, FrontierKeys, Taken
+from scraper.distributed.state import DEFAULT_PREFIX
+from scraper.pipelines import close_crawl
 from scraper.proxies import ROUTED_VIA
 from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER
 from scraper.secrets import mask_url, redact
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_LEASE_SECONDS = 60.0
+DEFAULT_IDLE_POLL = 1.0
 DRAIN_POLL = 0.01  # seconds between looks at the engine while a checkpoint waits for in-flight work
 IDLE_POLL_FIRST = 0.02  # seconds the first empty answer is cached; doubles up to REDIS_IDLE_POLL
 LEASE_KEY = "_redis_lease"  # meta: the lease a request was taken under (dropped when serialized)
@@ -123,22 +129,23 @@ class LeasingScheduler(RedisScheduler):
         self._unjournaled: list[list[str]] = []
         self._publishing = asyncio.Lock()
         self._recovering: asyncio.Future[None] | None = None
+        self._lost = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> LeasingScheduler:
         s = crawler.settings
         url = redis_url(s)
         assert url, "LeasingScheduler needs REDIS_URL"
-        lease = get_float(s, "REDIS_LEASE_SECONDS", 60.0, minimum=1)
+        lease = get_float(s, "REDIS_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, minimum=1)
         bloom = None
         if get_bool(s, "REDIS_DUPEFILTER_BLOOM", False):
             bloom = bloom_size(get_int(s, "REDIS_BLOOM_CAPACITY", 10_000_000, minimum=1),
                                get_float(s, "REDIS_BLOOM_ERROR_RATE", 0.001, minimum=1e-9, maximum=0.5))
         return cls(crawler, connect(url, s), url,
-                   prefix=s.get("REDIS_KEY_PREFIX", "scraper:%(spider)s"),
+                   prefix=s.get("REDIS_KEY_PREFIX", DEFAULT_PREFIX),
                    lease_seconds=lease,
                    checkpoint_interval=get_float(s, "REDIS_CHECKPOINT_INTERVAL", 30.0, minimum=0.1),
-                   idle_poll=get_float(s, "REDIS_IDLE_POLL", 1.0, minimum=0),
+                   idle_poll=get_float(s, "REDIS_IDLE_POLL", DEFAULT_IDLE_POLL, minimum=0),
                    persist=get_bool(s, "SCHEDULER_PERSIST", False),
                    drain_timeout=get_float(s, "REDIS_CHECKPOINT_DRAIN_TIMEOUT", 30.0, minimum=0),
                    prefetch=get_int(s, "REDIS_PREFETCH", 4, minimum=1, maximum=1000),
@@ -149,16 +156,14 @@ class LeasingScheduler(RedisScheduler):
 
     def open(self, spider: Spider) -> None:
         self.spider = spider
-        names = {**vars(spider), "spider": spider.name, "name": spider.name}
-        try:
-            namespace = self.prefix % names
-            self.start_urls_key = self.start_urls_key % names
-        except (KeyError, ValueError, TypeError) as exc:
-            raise InvalidSetting("REDIS_KEY_PREFIX", self.prefix, f"known placeholders ({exc})") from None
-        self.namespace = namespace
+        namespace = self.namespace = state.namespace(self.prefix, spider.name, vars(spider))
+        self.start_urls_key = state.namespace(self.start_urls_key, spider.name, vars(spider),
+                                              setting="REDIS_START_URLS_KEY")
+        self.keys = state.Keys(namespace)
+        self.epoch = state.join_epoch(self.server, self.keys)
         self.frontier = Frontier(self.server, FrontierKeys.under(namespace), lease_seconds=self.lease_seconds,
                                  worker=self.worker)
-        self.workers_key = f"{namespace}:workers"
+        self.workers_key = self.keys.workers
         self.codec = _Codec(self.server, spider, f"{namespace}:queue", serializer=picklecompat)
         self.df = LeasingDupeFilter(self.server, f"{namespace}:dupefilter", self.crawler.request_fingerprinter,
                                     debug=self.crawler.settings.getbool("DUPEFILTER_DEBUG"), bloom=self.bloom)
@@ -216,7 +221,7 @@ class LeasingScheduler(RedisScheduler):
         if self.server.zcount(self.workers_key, alive_since, "+inf"):
             return  # another worker is still running: it will clear
         self.frontier.clear()
-        self.server.delete(self.df.key, self.workers_key)
+        self.server.delete(self.df.key, self.workers_key, self.keys.epoch)
         logger.info("Crawl finished: cleared the Redis frontier %s (SCHEDULER_PERSIST is off)", self.namespace)
 
     # -- the scheduler interface -------------------------------------------------------------------
@@ -280,8 +285,26 @@ class LeasingScheduler(RedisScheduler):
         if now - checked < self.idle_poll:
             return pending
         pending = bool(self.frontier.counts().total or self.server.llen(self.start_urls_key))
+        if not pending and self._frontier_lost():
+            pending = True  # not idle: closing as "finished" would pass a lost frontier off as done
         self._counts_cache = (now, pending)
         return pending
+
+    def _frontier_lost(self) -> bool:
+        """True (once logged, and the crawl closing) when the run's epoch key is gone or replaced:
+        Redis lost the frontier and the dupefilter, so what is left to crawl is unknown."""
+        if self._lost:
+            return True
+        if self.server.get(self.keys.epoch) == self.epoch:
+            return False
+        self._lost = True
+        self._stat("redis/frontier_lost")
+        logger.error("The Redis frontier %s at %s was lost (its epoch key is gone: Redis restarted "
+                     "without persistence, or was flushed); the crawl stops and its dataset is not "
+                     "complete. Re-run it after `scrapy redis_reset %s`", self.namespace, mask_url(self.url),
+                     self.spider.name)
+        close_crawl(self.crawler, "redis_frontier_lost")
+        return True
 
     def __len__(self) -> int:
         counts = self.frontier.counts()
@@ -292,6 +315,8 @@ class LeasingScheduler(RedisScheduler):
     def _tick(self) -> None:
         now = time.monotonic()
         try:
+            if self._frontier_lost():
+                return
             if now - self._last_extend >= self.lease_seconds / 3:
                 self._last_extend = now
                 self.frontier.extend([*self.held, *(t.lease for t in self.prefetched)])
@@ -481,3 +506,9 @@ class LeasingScheduler(RedisScheduler):
 
     def _safe(self, exc: Exception) -> str:
         return redact(str(exc), self.url)
+
+
+def alive_window(settings: BaseSettings) -> float:
+    """Seconds since its last heartbeat within which a worker counts as alive."""
+    return 3 * max(get_float(settings, "REDIS_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, minimum=1),
+                   get_float(settings, "REDIS_IDLE_POLL", DEFAULT_IDLE_POLL, minimum=0))

@@ -1,23 +1,51 @@
-"""Fail fast when distributed mode is on and Redis cannot be reached.
+"""Fail fast when distributed mode is on and Redis cannot be reached, or holds a dead run's leftovers.
 
 The scheduler is only built when the engine opens the spider, where a failure also trips Scrapy's
-own clean-up; this extension checks at crawler start-up instead, so an unreachable Redis gives one
-clear error naming the URL (password masked) and a non-zero exit.
+own clean-up; this extension checks at crawler start-up instead, so each problem is one clear error
+naming the URL (password masked) and what to do, and a non-zero exit.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
+from scraper.config import get_bool
 from scraper.distributed.connection import connect, redis_url
+from scraper.distributed.scheduler import alive_window
+from scraper.distributed.state import DEFAULT_PREFIX, Keys, RedisLeftovers, leftovers_message, namespace, \
+    read_state, reset
+from scraper.secrets import mask_url
+
+logger = logging.getLogger(__name__)
 
 
 class RedisCheck:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RedisCheck:
-        url = redis_url(crawler.settings)
+        settings = crawler.settings
+        url = redis_url(settings)
         if not url:
             raise NotConfigured  # distributed mode is off: nothing to check (and nothing to warn about)
-        connect(url, crawler.settings).close()  # raises RedisUnavailable
+        spider = crawler.spider
+        keys = Keys(namespace(settings.get("REDIS_KEY_PREFIX", DEFAULT_PREFIX), spider.name, vars(spider)))
+        server = connect(url, settings)  # raises RedisUnavailable
+        try:
+            state = read_state(server, keys, time.time() - alive_window(settings))
+            if state.leftovers and get_bool(settings, "SCHEDULER_FLUSH_ON_START", False):
+                logger.warning("SCHEDULER_FLUSH_ON_START: cleared %d key(s) an earlier run left under %s",
+                               reset(server, keys), keys.namespace)
+            elif state.leftovers and not get_bool(settings, "SCHEDULER_PERSIST", False):
+                raise RedisLeftovers(leftovers_message(state, keys, spider.name, mask_url(url)))
+            elif state.leftovers:
+                logger.info("SCHEDULER_PERSIST: %d request(s) seen by earlier runs under %s are skipped",
+                            state.seen, keys.namespace)
+            elif state.abandoned:
+                logger.warning("Resuming the crawl an earlier run left under %s: %d request(s) queued or "
+                               "leased, no live worker", keys.namespace, state.queued)
+        finally:
+            server.close()
         return cls()
