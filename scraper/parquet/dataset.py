@@ -113,6 +113,7 @@ class DatasetWriter:
         self.defer_publish = False
         self.unpublished: list[tuple[str, str]] = []
         self.row_groups = 0
+        self.stranded = 0  # rows a failed compaction left in hidden parts
         self._writer: pq.ParquetWriter | None = None
         self._sink: pa.NativeFile | None = None
         self._part_rows = 0
@@ -171,6 +172,74 @@ class DatasetWriter:
         except (OSError, pa.ArrowException) as exc:
             raise self._abort_part(exc, 0) from exc
         return self.parts
+
+    def compact(self) -> int:
+        """Merge runs of consecutive small parts (time rollovers leave many) into parts of up to
+        ``part_max_rows`` / ``part_max_bytes``, after :meth:`close`; the number of parts removed.
+
+        Per run: the merged part is written hidden; the sources are hidden (renamed to ``.…compacting``);
+        the merged part is renamed into place; the sources are deleted. A reader never sees a row twice,
+        and a crash leaves the sources hidden, not lost. A reader listing the directory in the
+        milliseconds between the last two renames sees fewer rows: the dataset is final at ``_SUCCESS``."""
+        if self.defer_publish or self._writer is not None:
+            return 0
+        runs: list[list[PartInfo]] = [[]]
+        for part in self.parts:
+            run = runs[-1]
+            if run and (sum(p.rows for p in run) + part.rows > self.part_max_rows
+                        or sum(p.bytes for p in run) + part.bytes > self.part_max_bytes):
+                runs.append(run := [])
+            run.append(part)
+        merged: list[PartInfo] = []
+        for number, run in enumerate(runs):
+            if len(run) == 1 or not self._write_merged(run):
+                merged.extend(run)
+                continue
+            try:
+                merged.append(self._swap(run))
+            except OSError:  # a rename failed: the run's rows may be in hidden .compacting parts
+                self.stranded = sum(part.rows for part in run)
+                self.parts = merged + [part for later in runs[number + 1:] for part in later]
+                raise
+        removed = len(self.parts) - len(merged)
+        self.parts = merged
+        return removed
+
+    def _merged_paths(self, run: list[PartInfo]) -> tuple[str, str]:
+        """Named after the run's first part (``part-…-00003-m4.parquet``): file order stays row order."""
+        name = run[0].path.rpartition("/")[2].removesuffix(".parquet") + f"-m{len(run)}.parquet"
+        return f"{self.directory}/.{name}.inprogress", f"{self.directory}/{name}"
+
+    def _write_merged(self, run: list[PartInfo]) -> bool:
+        """Write the run's rows to a hidden part; False (nothing changed) if the filesystem refuses."""
+        temp, _ = self._merged_paths(run)
+        try:
+            with self.fs.open_output_stream(temp) as sink:
+                with pq.ParquetWriter(sink, self.schema, compression=self.compression) as writer:
+                    for part in run:
+                        with self.fs.open_input_file(part.path) as source:
+                            for batch in pq.ParquetFile(source).iter_batches(batch_size=self.row_group_size):
+                                writer.write_table(pa.Table.from_batches([batch], self.schema))
+        except (OSError, pa.ArrowException) as exc:
+            logger.warning("Parquet: could not compact %d parts of %s (%s); they stay as they are",
+                           len(run), mask_url(self.directory), exc)
+            try:
+                self.fs.delete_file(temp)
+            except OSError:
+                pass
+            return False
+        return True
+
+    def _swap(self, run: list[PartInfo]) -> PartInfo:
+        temp, final = self._merged_paths(run)
+        size = self.fs.get_file_info(temp).size
+        hidden = [f"{self.directory}/.{part.path.rpartition('/')[2]}.compacting" for part in run]
+        for part, away in zip(run, hidden):
+            self.fs.move(part.path, away)
+        self.fs.move(temp, final)
+        for away in hidden:
+            self.fs.delete_file(away)
+        return PartInfo(final, sum(part.rows for part in run), size)
 
     def finish(self, complete: bool, extra: Mapping[str, Any]) -> None:
         """Write ``_manifest.json`` (and ``_SUCCESS`` when ``complete``) after :meth:`close`."""

@@ -9,6 +9,9 @@ Settings (read once, validated at start-up):
 ``PARQUET_ROW_GROUP_SIZE``  rows buffered per row group (the memory bound).
 ``PARQUET_COMPRESSION``  zstd, snappy, gzip, brotli, lz4 or none.
 ``PARQUET_PART_MAX_ROWS`` / ``PARQUET_PART_MAX_BYTES``  rotate to a new part file beyond these.
+``PARQUET_ROLLOVER_SECONDS``  a row is in a published part at most this long after it arrived, as
+    Flink's FileSink rolls on time: a ``kill -9`` loses at most that much (0 = only size and close).
+``PARQUET_COMPACT``  at the close, merge the small parts rollovers left (see DatasetWriter.compact).
 
 Row groups are converted and written by one background thread, in order, so the reactor only
 validates and buffers. An item that does not fit its schema (a price with three decimals, a
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,9 +34,10 @@ from itemadapter import ItemAdapter
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem, NotConfigured
+from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 
 from scraper import signals as our_signals
-from scraper.config import InvalidSetting, get_choice, get_int
+from scraper.config import InvalidSetting, get_bool, get_choice, get_float, get_int
 from scraper.output import crawl_time, format_uri, item_type_name, parquet_template
 from scraper.outcome import Thresholds, judge
 from scraper.parquet.dataset import DatasetWriter, PartWriteError, probe, publish, resolve_uri
@@ -47,13 +52,20 @@ DEFAULT_ROW_GROUP_SIZE = 10_000
 DEFAULT_COMPRESSION = "zstd"
 DEFAULT_PART_MAX_ROWS = 1_000_000
 DEFAULT_PART_MAX_BYTES = 256 * 2**20
+DEFAULT_ROLLOVER_SECONDS = 60.0
 
 
 class ParquetPipeline:
     def __init__(self, crawler: Crawler, uri: str, *, row_group_size: int, compression: str,
-                 part_max_rows: int, part_max_bytes: int) -> None:
+                 part_max_rows: int, part_max_bytes: int, rollover_seconds: float = 0.0,
+                 compact: bool = False) -> None:
         self.crawler = crawler
         self.uri = uri
+        self.rollover_seconds = rollover_seconds
+        self.compact = compact
+        self._dirty_since: dict[type, float] = {}  # item type -> when its oldest unpublished row arrived
+        self._rollover: AsyncioLoopingCall | None = None
+        self._rolling: asyncio.Future[None] | None = None
         self.writer_options = dict(row_group_size=row_group_size, compression=compression,
                                    part_max_rows=part_max_rows, part_max_bytes=part_max_bytes)
         self.writers: dict[type, DatasetWriter] = {}
@@ -77,6 +89,9 @@ class ParquetPipeline:
             part_max_rows=get_int(settings, "PARQUET_PART_MAX_ROWS", DEFAULT_PART_MAX_ROWS, minimum=1),
             part_max_bytes=get_int(settings, "PARQUET_PART_MAX_BYTES", DEFAULT_PART_MAX_BYTES,
                                    minimum=1024),
+            rollover_seconds=get_float(settings, "PARQUET_ROLLOVER_SECONDS", DEFAULT_ROLLOVER_SECONDS,
+                                       minimum=0),
+            compact=get_bool(settings, "PARQUET_COMPACT", False),
         )
         if getattr(crawler, "spider", None) is not None:  # (None: the pipeline built outside a crawl)
             pipeline.probe()
@@ -92,6 +107,30 @@ class ParquetPipeline:
         except (KeyError, ValueError, TypeError) as exc:
             raise InvalidSetting("PARQUET_URI", mask_url(self.uri),
                                  f"a path or URI whose placeholders are known ({exc})") from None
+        if self.rollover_seconds:
+            self._rollover = create_looping_call(self._roll_over_soon)
+            self._rollover.start(min(max(self.rollover_seconds / 4, 0.05), 5.0), now=False)
+
+    def _roll_over_soon(self) -> None:
+        if self._rolling is None or self._rolling.done():
+            self._rolling = asyncio.ensure_future(self._roll_over())
+
+    async def _roll_over(self) -> None:
+        """Publish the rows that have waited ``PARQUET_ROLLOVER_SECONDS``: close their part (and
+        write what is buffered). Under Redis, checkpoints publish instead (they also ack leases)."""
+        if self._defer_publish:
+            return
+        now = time.monotonic()
+        for item_cls, since in list(self._dirty_since.items()):
+            if now - since < self.rollover_seconds:
+                continue
+            del self._dirty_since[item_cls]
+            writer = self.writers[item_cls]
+            try:
+                await self._run(writer.commit, writer.take())
+            except PartWriteError as exc:
+                self._lost(writer, exc)
+            self.crawler.stats.inc_value("parquet/rollovers")
 
     def probe(self) -> None:
         """Fail at start-up, before the engine opens, if the output cannot be written (a remote store
@@ -117,6 +156,7 @@ class ParquetPipeline:
             due = writer.append(adapter.get(name) for name in writer.schema.names)
         except SchemaError as exc:
             self._refuse(adapter, exc)
+        self._dirty_since.setdefault(item_cls, time.monotonic())
         if due:
             try:
                 await self._write(writer, writer.take())
@@ -125,6 +165,10 @@ class ParquetPipeline:
         return item
 
     async def close_spider(self) -> None:
+        if self._rollover is not None and self._rollover.running:
+            self._rollover.stop()
+        if self._rolling is not None:
+            await self._rolling
         loop = asyncio.get_running_loop()
         if self._pending:
             await asyncio.gather(*self._pending)
@@ -135,6 +179,13 @@ class ParquetPipeline:
                 await loop.run_in_executor(self._io, writer.close)
             except PartWriteError as exc:
                 self._lost(writer, exc)
+            if self.compact and not self._write_failed:
+                try:
+                    stats.inc_value("parquet/compacted_parts", await loop.run_in_executor(self._io, writer.compact))
+                except OSError as exc:  # a rename failed: the rows are in hidden .compacting parts
+                    logger.error("Parquet: compaction of %s failed (%s); hidden .compacting parts hold "
+                                 "rows readers no longer see", self._display(writer), exc)
+                    stats.inc_value("parquet/lost_rows", writer.stranded)
             parts = writer.parts
             rows = sum(p.rows for p in parts)
             stats.inc_value("parquet/rows", rows)

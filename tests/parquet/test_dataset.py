@@ -100,3 +100,49 @@ def test_resolve_uri(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"user:\*\*\*@") as info:
         resolve_uri("nosuchscheme://user:hunter2@host/bucket")
     assert "hunter2" not in str(info.value)
+
+
+def rolled(tmp_path: Path, commits: int, rows_each: int, **options: int) -> DatasetWriter:
+    """A writer whose parts were closed ``commits`` times (as time rollovers do), then closed."""
+    writer = DatasetWriter(pafs.LocalFileSystem(), str(tmp_path), arrow_schema(Row), **options)
+    for c in range(commits):
+        for i in range(rows_each):
+            writer.append((c * rows_each + i, "t"))
+        writer.commit(writer.take())
+    writer.close()
+    return writer
+
+
+def test_compaction_merges_small_parts_in_order_and_keeps_every_row_once(tmp_path: Path) -> None:
+    writer = rolled(tmp_path, commits=7, rows_each=10, part_max_rows=30)
+    assert len(writer.parts) == 7
+    assert writer.compact() == 4  # 7 parts of 10 -> 30, 30, 10
+    assert [p.rows for p in writer.parts] == [30, 30, 10]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(os.path.basename(p.path) for p in writer.parts)
+    table = ds.dataset(tmp_path, format="parquet").to_table()
+    assert table.column("n").to_pylist() == list(range(70))
+    assert writer.compact() == 0  # idempotent
+
+
+class RefusingMerges:
+    """A filesystem that refuses to create merged parts (a full disk at the close), else local."""
+
+    def __init__(self) -> None:
+        self.local = pafs.LocalFileSystem()
+
+    def open_output_stream(self, path: str) -> pafs.NativeFile:
+        if "-m" in path.rpartition("/")[2]:
+            raise OSError(28, "No space left on device")
+        return self.local.open_output_stream(path)
+
+    def __getattr__(self, name: str):
+        return getattr(self.local, name)
+
+
+def test_compaction_that_cannot_write_changes_nothing(tmp_path: Path) -> None:
+    writer = rolled(tmp_path, commits=3, rows_each=5)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    writer.fs = RefusingMerges()
+    assert writer.compact() == 0 and len(writer.parts) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert ds.dataset(tmp_path, format="parquet").count_rows() == 15
