@@ -46,10 +46,12 @@ class AnnouncedItemsMonitor(BaseScrapyMonitor):
                             minimum=0, maximum=1)
         items = self.data.stats.get("item_scraped_count", 0)
         dead = self.data.stats.get("deadletter/count", 0)  # accounted for (and judged) elsewhere
-        share = _share(items + dead, announced)
+        earlier = self.data.stats.get("resume/already_stored", 0)  # stored by the killed run resumed
+        share = _share(items + dead + earlier, announced)
         self.assertGreaterEqual(share, minimum,
-                                f"{items} item(s) and {dead} dead letter(s) for {announced} announced, "
-                                f"{share:.1%}; MONITOR_MIN_ANNOUNCED_SHARE={minimum:g}")
+                                f"{items} item(s) and {dead} dead letter(s) for {announced} announced"
+                                + (f" ({earlier} stored before)" if earlier else "")
+                                + f", {share:.1%}; MONITOR_MIN_ANNOUNCED_SHARE={minimum:g}")
 
 
 @monitors.name("Field coverage")

@@ -6,39 +6,96 @@ location here, from ``PARQUET_URI``, with one crawl start time, so ``%(time)s`` 
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from scrapy.crawler import Crawler
+from scrapy.settings import BaseSettings
+
+from scraper.config import InvalidSetting
 
 # %(run)s: two crawls started in the same second (two Scrapyd jobs) never share a dataset
 DEFAULT_PARQUET_URI = "data/%(name)s/%(time)s-%(run)s/"
 _START_TIME_ATTR = "_scraper_start_time"
 _RUN_ATTR = "_scraper_run"
+JOB_IDENTITY = "scraper-run.json"
+_IDENTITY_ATTR = "_scraper_identity"  # on the crawl's settings object
 
 
 def crawl_time(crawler: Crawler) -> datetime:
-    """The crawl's start time (UTC), the same for every caller."""
+    """The crawl's start time (UTC), the same for every caller; a resumed ``JOBDIR`` crawl's first start."""
     when = getattr(crawler, _START_TIME_ATTR, None)
     if when is None:
-        when = datetime.now(timezone.utc)
+        when = datetime.fromisoformat(_job_identity(crawler.settings)["time"])
         setattr(crawler, _START_TIME_ATTR, when)
     return when
 
 
 def crawl_run(spider: Any) -> str:
-    """Scrapyd's job id when there is one, else a short id of this crawl's own, the same for every caller."""
+    """Scrapyd's job id when there is one, else a short id of this crawl's own (kept across ``JOBDIR``
+    resumes), the same for every caller."""
     job = getattr(spider, "_job", None)
     if job:
         return str(job)
     run = getattr(spider, _RUN_ATTR, None)
     if run is None:
-        run = uuid.uuid4().hex[:8]
+        crawler = getattr(spider, "crawler", None)
+        run = _job_identity(crawler.settings)["run"] if crawler is not None else uuid.uuid4().hex[:8]
         setattr(spider, _RUN_ATTR, run)
     return run
+
+
+def resumed(settings: BaseSettings) -> bool:
+    """Whether this crawl resumes a ``JOBDIR`` crawl that ran before (then it continues its dataset)."""
+    return bool(_job_identity(settings).get("resumed"))
+
+
+def killed_before(settings: BaseSettings) -> bool:
+    """Whether this crawl resumes a ``JOBDIR`` crawl whose last run never closed (``kill -9``, a crash):
+    Scrapy's queue and seen-set in the job directory then do not say what was done."""
+    identity = _job_identity(settings)
+    return bool(identity.get("resumed")) and identity.get("previous_close") is None
+
+
+def mark_closed(settings: BaseSettings, reason: str) -> None:
+    """Record in the job directory that this run closed cleanly (a graceful stop included)."""
+    jobdir = settings.get("JOBDIR")
+    if jobdir:
+        _save(Path(jobdir) / JOB_IDENTITY, _job_identity(settings), closed=reason)
+
+
+def _save(path: Path, identity: dict[str, Any], closed: str | None) -> None:
+    temp = path.with_suffix(".tmp")
+    temp.write_text(json.dumps({"time": identity["time"], "run": identity["run"], "closed": closed}))
+    temp.replace(path)
+
+
+def _job_identity(settings: BaseSettings) -> dict[str, Any]:
+    """The start time and run id naming this crawl's dataset; with ``JOBDIR``, those of the job's first
+    run, kept in ``JOBDIR/scraper-run.json``, so a resumed crawl writes into the same dataset."""
+    cached = getattr(settings, _IDENTITY_ATTR, None)
+    if cached is not None:
+        return cached
+    identity: dict[str, Any] = {"time": datetime.now(timezone.utc).isoformat(), "run": uuid.uuid4().hex[:8]}
+    jobdir = settings.get("JOBDIR")
+    if jobdir:
+        path = Path(jobdir) / JOB_IDENTITY
+        try:
+            saved = json.loads(path.read_text())
+            identity = {"time": saved["time"], "run": saved["run"], "resumed": True,
+                        "previous_close": saved.get("closed")}
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidSetting("JOBDIR", jobdir, f"a job directory whose {JOB_IDENTITY} is readable ({exc})") from None
+        _save(path, identity, closed=None)  # running: until a clean close says otherwise
+    setattr(settings, _IDENTITY_ATTR, identity)
+    return identity
 
 
 def item_type_name(item_cls: type) -> str:

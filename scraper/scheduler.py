@@ -4,14 +4,15 @@ A request whose ``meta["delay_until"]`` (epoch seconds) is in the future is kept
 not in the downloader, so it counts toward neither ``CONCURRENT_REQUESTS`` nor its site's slot while
 it waits; when it is due it goes back through ``engine.crawl()`` into the normal queue. While any
 request is delayed the scheduler reports pending work, so the spider does not close early. On close,
-requests still waiting are logged, counted and dead-lettered (:data:`scraper.signals.dead_letter`),
-never silently dropped.
+requests still waiting go to Scrapy's disk queue when ``JOBDIR`` is set (the resumed run fetches
+them), else they are logged, counted and dead-lettered (:data:`scraper.signals.dead_letter`), never
+silently dropped.
 
 The store is behind a small interface (:class:`DelayStore`) so a distributed scheduler can keep
 delayed requests in Redis instead of one worker's memory (wall-clock due times for that reason).
 Stats: ``retry/pending`` (retries waiting now), ``retry/pending_max``, ``adaptive/pending`` (paced
 starts waiting now), ``scheduler/waiting`` (all delayed requests waiting now), ``scheduler/delayed``
-(requests that were delayed), ``scheduler/delayed_abandoned``.
+(requests that were delayed), ``scheduler/delayed_persisted``, ``scheduler/delayed_abandoned``.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ class DelayedRequestsMixin:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        abandoned = self.delay_store.drain()
+        abandoned = [request for request in self.delay_store.drain() if not self._persist(request)]
         if abandoned:
             logger.warning("Abandoned %s delayed request(s) on close (%s); dead-lettered",
                            len(abandoned), reason)
@@ -176,6 +177,18 @@ class DelayedRequestsMixin:
             self._waiting.clear()
             self._count_pending()
         return super().close(reason)  # type: ignore[misc]
+
+    def _persist(self, request: Request) -> bool:
+        """With ``JOBDIR``, a delayed request goes to Scrapy's disk queue, for the resumed run to fetch
+        (whenever it resumes: the wait is over by then); False where there is no disk queue, or it
+        cannot hold the request."""
+        if getattr(self, "dqs", None) is None:
+            return False
+        meta = {k: v for k, v in request.meta.items() if k not in (DELAY_KEY, DELAY_REASON, VIA_SCHEDULER)}
+        if not self._dqpush(request.replace(meta=meta)):  # type: ignore[attr-defined]
+            return False
+        self.crawler.stats.inc_value("scheduler/delayed_persisted")  # type: ignore[union-attr]
+        return True
 
     def _arm(self) -> None:
         """Wake at the earliest due time (one timer at a time, moved earlier when needed)."""

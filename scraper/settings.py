@@ -57,6 +57,7 @@ DOWNLOADER_MIDDLEWARES = {
 SPIDER_MIDDLEWARES = {
     "scraper.middlewares.malformed.MalformedPageMiddleware": 50,
     "scraper.middlewares.redrive.RedriveMiddleware": 60,  # only with REDRIVE_FROM (`scrapy redrive`)
+    "scraper.middlewares.resume.ResumeMiddleware": 70,  # only with JOBDIR
 }
 
 ITEM_PIPELINES = {

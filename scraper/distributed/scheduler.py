@@ -219,9 +219,11 @@ class LeasingScheduler(RedisScheduler):
             return
         alive_since = time.time() - 3 * max(self.lease_seconds, self.idle_poll)
         if self.server.zcount(self.workers_key, alive_since, "+inf"):
-            return  # another worker is still running: it will clear
+            # another worker seems alive: it will clear. If it died, the next run finds this mark and does
+            self.server.set(self.keys.finished, str(time.time()))
+            return
         self.frontier.clear()
-        self.server.delete(self.df.key, self.workers_key, self.keys.epoch)
+        self.server.delete(self.df.key, self.workers_key, self.keys.epoch, self.keys.finished)
         logger.info("Crawl finished: cleared the Redis frontier %s (SCHEDULER_PERSIST is off)", self.namespace)
 
     # -- the scheduler interface -------------------------------------------------------------------

@@ -42,6 +42,11 @@ class Keys:
         return f"{self.namespace}:epoch"
 
     @property
+    def finished(self) -> str:
+        """Set by a worker that finished the crawl but left the clearing to another that seemed alive."""
+        return f"{self.namespace}:finished"
+
+    @property
     def frontier(self) -> FrontierKeys:
         return FrontierKeys.under(self.namespace)
 
@@ -60,6 +65,7 @@ class RunState:
     seen: int  # requests the dupefilter remembers (1 for a Bloom filter: it cannot count)
     queued: int  # pending + delayed + leased
     live_workers: int  # workers whose heartbeat is recent
+    finished: bool = False  # a worker saw the crawl finish (its keys are a finished crawl's, not a dead one's)
 
     @property
     def leftovers(self) -> bool:
@@ -79,9 +85,9 @@ def read_state(server: Redis, keys: Keys, alive_since: float) -> RunState:
     frontier = keys.frontier
     pipe = server.pipeline(transaction=False)
     pipe.zcard(frontier.queue).zcard(frontier.delayed).zcard(frontier.leases)
-    pipe.zcount(keys.workers, alive_since, "+inf")
-    pending, delayed, leased, live = pipe.execute()
-    return RunState(seen, pending + delayed + leased, live)
+    pipe.zcount(keys.workers, alive_since, "+inf").exists(keys.finished)
+    pending, delayed, leased, live, finished = pipe.execute()
+    return RunState(seen, pending + delayed + leased, live, bool(finished))
 
 
 def join_epoch(server: Redis, keys: Keys) -> bytes:

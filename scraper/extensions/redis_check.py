@@ -35,10 +35,14 @@ class RedisCheck:
         server = connect(url, settings)  # raises RedisUnavailable
         try:
             state = read_state(server, keys, time.time() - alive_window(settings))
+            persist = get_bool(settings, "SCHEDULER_PERSIST", False)
             if state.leftovers and get_bool(settings, "SCHEDULER_FLUSH_ON_START", False):
                 logger.warning("SCHEDULER_FLUSH_ON_START: cleared %d key(s) an earlier run left under %s",
                                reset(server, keys), keys.namespace)
-            elif state.leftovers and not get_bool(settings, "SCHEDULER_PERSIST", False):
+            elif state.leftovers and state.finished and not persist:
+                logger.info("Cleared %d key(s) of the finished crawl under %s (its last worker died before "
+                            "clearing them)", reset(server, keys), keys.namespace)
+            elif state.leftovers and not persist:
                 raise RedisLeftovers(leftovers_message(state, keys, spider.name, mask_url(url)))
             elif state.leftovers:
                 logger.info("SCHEDULER_PERSIST: %d request(s) seen by earlier runs under %s are skipped",

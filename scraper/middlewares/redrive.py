@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
@@ -23,7 +22,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
 from scraper.config import InvalidSetting
-from scraper.parquet.dataset import resolve_uri
+from scraper.parquet.dataset import resolve_uri, stored_urls
 from scraper.secrets import mask_url
 
 logger = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ class RedriveMiddleware:
         if not self.files:
             raise InvalidSetting("REDRIVE_FROM", mask_url(dataset), f"a dataset with dead letters ({LETTERS}/*.jsonl)")
         self.records = [json.loads(line) for path in self.files for line in self._lines(path)]
-        self.stored = self._stored_urls()
+        self.stored = stored_urls(self.fs, self.directory)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RedriveMiddleware:
@@ -98,15 +97,6 @@ class RedriveMiddleware:
             self._stat("redrive/already_stored")
             return True
         return False
-
-    def _stored_urls(self) -> set[str]:
-        try:
-            dataset = ds.dataset(self.directory, filesystem=self.fs, format="parquet")
-            if "url" not in dataset.schema.names:
-                return set()
-            return set(dataset.to_table(columns=["url"]).column("url").to_pylist())
-        except (OSError, pa.ArrowException):
-            return set()
 
     def _lines(self, path: str) -> list[str]:
         with self.fs.open_input_stream(path) as stream:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -241,13 +242,15 @@ class DatasetWriter:
             self.fs.delete_file(away)
         return PartInfo(final, sum(part.rows for part in run), size)
 
-    def finish(self, complete: bool, extra: Mapping[str, Any]) -> None:
-        """Write ``_manifest.json`` (and ``_SUCCESS`` when ``complete``) after :meth:`close`."""
+    def finish(self, complete: bool, extra: Mapping[str, Any], *, earlier_runs: bool = False) -> None:
+        """Write ``_manifest.json`` (and ``_SUCCESS`` when ``complete``) after :meth:`close`. With
+        ``earlier_runs`` (a resumed crawl continuing its dataset) it also lists the parts already there."""
+        parts = (self._earlier_parts() if earlier_runs else []) + self.parts
         manifest = {
             "complete": complete,
             "writer": self.token,
-            "rows": self.rows_written,
-            "parts": [{**asdict(p), "path": p.path.rsplit("/", 1)[-1]} for p in self.parts],
+            "rows": sum(p.rows for p in parts),
+            "parts": [{**asdict(p), "path": p.path.rsplit("/", 1)[-1]} for p in parts],
             "schema": [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in self.schema],
             **extra,
         }
@@ -255,6 +258,18 @@ class DatasetWriter:
                                json.dumps(manifest, indent=2, default=str).encode())
         if complete:
             self._write_atomically(f"{self.directory}/{SUCCESS}", b"")
+
+    def _earlier_parts(self) -> list[PartInfo]:
+        ours = {p.path for p in self.parts}
+        found = self.fs.get_file_info(pafs.FileSelector(self.directory, allow_not_found=True))
+        earlier = []
+        for info in sorted(found, key=lambda i: i.path):
+            name = info.path.rpartition("/")[2]
+            if info.type == pafs.FileType.File and name.startswith("part-") and name.endswith(".parquet") \
+                    and info.path not in ours:
+                with self.fs.open_input_file(info.path) as source:
+                    earlier.append(PartInfo(info.path, pq.ParquetFile(source).metadata.num_rows, info.size))
+        return earlier
 
     def _make_dir(self) -> None:
         if not self._dir_made:
@@ -315,6 +330,17 @@ def probe(fs: pafs.FileSystem, directory: str) -> None:
     with fs.open_output_stream(path) as stream:
         stream.write(b"probe")
     fs.delete_file(path)
+
+
+def stored_urls(fs: pafs.FileSystem, directory: str) -> set[str]:
+    """The ``url`` column of the dataset's visible parts (empty if it has none, or no such column)."""
+    try:
+        dataset = ds.dataset(directory, filesystem=fs, format="parquet")
+        if "url" not in dataset.schema.names:
+            return set()
+        return set(dataset.to_table(columns=["url"]).column("url").to_pylist())
+    except (OSError, pa.ArrowException):
+        return set()
 
 
 def publish(fs: pafs.FileSystem, moves: Iterable[Sequence[str]]) -> bool:

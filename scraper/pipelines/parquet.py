@@ -38,7 +38,7 @@ from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 
 from scraper import signals as our_signals
 from scraper.config import InvalidSetting, get_bool, get_choice, get_float, get_int
-from scraper.output import crawl_time, format_uri, item_type_name, parquet_template
+from scraper.output import crawl_time, format_uri, item_type_name, parquet_template, resumed
 from scraper.outcome import Thresholds, judge
 from scraper.parquet.dataset import DatasetWriter, PartWriteError, probe, publish, resolve_uri
 from scraper.parquet.schema import SchemaError, arrow_schema
@@ -233,7 +233,7 @@ class ParquetPipeline:
                     "item_type": item_type_name(item_cls), "rows_lost": final.get("parquet/lost_rows", 0),
                     "dead_lettered": outcome.dead_letters, "malformed": final.get("pages/malformed", 0),
                     "stats": final,
-                })
+                }, earlier_runs=resumed(self.crawler.settings))
             except (OSError, pa.ArrowException) as exc:
                 logger.error("Parquet: could not write the manifest of %s: %s", self._display(writer), exc)
         self._io.shutdown(wait=True)

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pyarrow.dataset as ds
+from redis import Redis
 
 from scraper import outcome
 from scraper.localsite.process import LocalSite
@@ -25,8 +26,9 @@ def scrapy(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_dead_runs_leftovers_stop_the_start_until_reset_or_flushed(redis_server: str, tmp_path: Path) -> None:
-    redis = ["-s", f"REDIS_URL={redis_server}", "-s", f"REDIS_KEY_PREFIX=test:{uuid.uuid4().hex}:%(spider)s",
-             *FAST_LEASES]
+    unique = uuid.uuid4().hex
+    redis = ["-s", f"REDIS_URL={redis_server}", "-s", f"REDIS_KEY_PREFIX=test:{unique}:%(spider)s",
+             "-s", f"REDIS_START_URLS_KEY=test:{unique}:start_urls", *FAST_LEASES]
     with LocalSite(books=40, seed=5) as site:
         crawl = ["-a", f"start_url={site.url}", *redis]
 
@@ -46,7 +48,7 @@ def test_a_dead_runs_leftovers_stop_the_start_until_reset_or_flushed(redis_serve
         assert "Traceback" not in refused.log
         assert site.stats()["requests"] == requests  # refused before the first request
 
-        reset = scrapy("redis_reset", "books", *redis[:4])
+        reset = scrapy("redis_reset", "books", *redis[:4])  # (the URL and the prefix)
         assert reset.returncode == 0 and "Deleted" in reset.stderr, reset.stderr[-2000:]
         assert books("after-reset", "-s", "SCHEDULER_PERSIST=True") == 40
         flushed = run_crawl("books", tmp_path / "flushed", *crawl, "-s", "SCHEDULER_FLUSH_ON_START=True")
@@ -54,6 +56,14 @@ def test_a_dead_runs_leftovers_stop_the_start_until_reset_or_flushed(redis_serve
         assert len(flushed.rows()) == 40
         # ...and a run that finished cleanly (SCHEDULER_PERSIST off) leaves nothing to refuse.
         assert books("again", "-s", "SCHEDULER_FLUSH_ON_START=False") == 40
+        # A finished crawl whose last worker died before clearing (the others marked it finished):
+        # the next run clears it by itself.
+        server = Redis.from_url(redis_server)
+        server.sadd(f"test:{unique}:books:dupefilter", "f" * 40)
+        server.set(f"test:{unique}:books:finished", "1")
+        after_finish = run_crawl("books", tmp_path / "after-finish", *crawl)
+        assert after_finish.returncode == 0 and "of the finished crawl" in after_finish.log
+        assert len(after_finish.rows()) == 40
 
 
 def test_reset_refuses_while_a_worker_is_alive(redis_server: str, tmp_path: Path) -> None:
