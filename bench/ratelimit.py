@@ -12,7 +12,8 @@ column) are ours; each is checked against figures measured in the same run. Scen
 4. ``capacity``: a token bucket at 20/s, 60/s from 30 s, 20/s again from 60 s.
 5. ``per-path 429``: 30% of product pages answer 429 + ``Retry-After: 1`` three times, whatever the
    rate. Listing pages do not: their waits would stall discovery for every crawler alike, and the
-   rate would measure the wait instead of the controller.
+   rate would measure the wait instead of the controller. The pace (new pages asked for per second)
+   is compared with the unthrottled pace: the faster of a fixed 8 and a fixed 64 on the same site.
 6. ``slows under load``: 4 requests served at once, 50 ms each; more queue.
 
 Run: ``python -m bench.ratelimit [--repeats 1] [--only flaky,bucket]``.
@@ -208,10 +209,14 @@ def targets(results: dict[str, dict[str, dict[str, float]]]) -> dict[str, str]:
         checks["capacity"] = (f"up {up:.0f} s, down {down:.0f} s <= 30; 429s {c['429 share']:.1%} <= 5%",
                               up <= 30 and down <= 30 and c["429 share"] <= 0.05)
     if "per-path 429" in results:
+        # The unthrottled rate: our stack on the same site with nothing slowing it (the faster of a fixed
+        # 8 and a fixed 64 in flight). Not the crawl without faults: its retries cost CPU that no
+        # throttling decision can save (a fixed 64 reaches ~0.8x of it), so that ratio measures the faults.
         pace = ours["per-path 429"]["new pages/s"]
+        free = max(results["per-path 429"][v]["new pages/s"] for v in ("fixed 8", "fixed 64"))
         clean = results["per-path 429"]["ours, no faults (baseline)"]["new pages/s"]
-        checks["per-path 429"] = (f"new pages/s {pace / clean:.2f}x the same crawl without faults >= 0.8",
-                                  pace >= 0.8 * clean)
+        checks["per-path 429"] = (f"new pages/s {pace / free:.2f}x unthrottled (the faster fixed) >= 0.8 "
+                                  f"({pace / clean:.2f}x without faults)", pace >= 0.8 * free)
     if "slows under load" in results:
         s, fixed = ours["slows under load"], results["slows under load"]["fixed 8"]
         checks["slows under load"] = (f"pages/s {s['pages/s'] / fixed['pages/s']:.2f}x fixed 8 >= 0.9, server p50 "
