@@ -2,7 +2,8 @@
 
 Replaces Scrapy's ``LogStats`` (same ``LOGSTATS_INTERVAL`` setting, 0 = off, and the same opening words,
 so tools that parse "Crawled N pages (at X pages/min), scraped M items (at Y items/min)" keep working)
-with a line that goes on: requests in flight, retries and paced starts waiting (apart), the share of
+with a line that goes on: the share of the site's announced items done and an ETA (when the spider
+knows the total), requests in flight, retries and paced starts waiting (apart), the share of
 responses since the last line that were 429s,
 the busiest download slots (downloading / concurrency limit) and, with proxy rotation, the proxies' health.
 At the end it logs one summary: items written, dropped and dead-lettered, and where the data went.
@@ -11,6 +12,7 @@ At the end it logs one summary: items written, dropped and dead-lettered, and wh
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from scrapy import signals
@@ -19,6 +21,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 
 from scraper.config import get_float
+from scraper.spiders import ANNOUNCED_ITEMS
 from scraper.secrets import mask_url
 
 logger = logging.getLogger(__name__)
@@ -59,7 +62,8 @@ class ProgressLog:
         rates = ((pages - self._previous["pages"]) * self.multiplier,
                  (items - self._previous["items"]) * self.multiplier)
         self._previous = {"pages": pages, "items": items, "429": limited, "responses": responses}
-        parts = [f"{self._in_flight()} in flight", f"{stats.get('retry/pending', 0)} retries waiting",
+        parts = [eta] if (eta := self._eta(stats, items)) else []
+        parts += [f"{self._in_flight()} in flight", f"{stats.get('retry/pending', 0)} retries waiting",
                  f"{stats.get('adaptive/pending', 0)} paced starts waiting", f"429s {share:.0%} of responses"]
         slots = self._busiest_slots()
         if slots:
@@ -87,6 +91,20 @@ class ProgressLog:
                     stats.get("response_received_count", 0), stats.get("pages/malformed", 0),
                     ", ".join(datasets) or "no output")
 
+    def _eta(self, stats: dict[str, Any], items: int) -> str:
+        """``42% of 1000 announced items, ETA 1m05s`` when the spider knows the total (the site's
+        announced count), at the crawl's average item rate so far."""
+        total = stats.get(ANNOUNCED_ITEMS, 0)
+        start = stats.get("start_time")
+        if not total or start is None:
+            return ""
+        done = items + stats.get("resume/already_stored", 0)  # (a resumed crawl counts what it holds)
+        elapsed = (datetime.now(tz=start.tzinfo) - start).total_seconds()
+        text = f"{min(done / total, 1.0):.0%} of {total} announced items"
+        if done >= total or not items or elapsed <= 0:
+            return text
+        return f"{text}, ETA {duration((total - done) * elapsed / items)}"
+
     def _stats(self) -> dict[str, Any]:
         collector = self.crawler.stats
         assert collector is not None
@@ -109,3 +127,13 @@ class ProgressLog:
         slots = sorted(engine.downloader.slots.items(),
                        key=lambda kv: (-len(kv[1].transferring), -len(kv[1].active)))[:BUSIEST_SLOTS]
         return [f"{key} {len(slot.transferring)}/{slot.concurrency}" for key, slot in slots]
+
+
+def duration(seconds: float) -> str:
+    """``45s``, ``3m05s``, ``2h03m``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

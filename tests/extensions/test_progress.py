@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+from scraper.extensions.progress import duration
 from scraper.localsite.process import LocalSite
 from tests.helpers import TOLERATE_BAD_PAGES, run_crawl
 
 LINE = re.compile(r"Crawled (\d+) pages \(at \d+ pages/min\), scraped (\d+) items \(at \d+ items/min\); "
-                  r"\d+ in flight; \d+ retries waiting; \d+ paced starts waiting; 429s \d+% of responses; slots 127\.0\.0\.1 \d+/\d+")
+                  r"(?:\d+% of 60 announced items(?:, ETA \d+s)?; )?\d+ in flight; \d+ retries waiting; \d+ paced starts waiting; 429s \d+% of responses; slots 127\.0\.0\.1 \d+/\d+")
 
 
 def test_progress_line_and_summary(tmp_path: Path) -> None:
@@ -42,3 +45,17 @@ def test_429_share_is_a_share_and_retries_are_told_from_paced_starts(tmp_path: P
     assert shares and max(shares) <= 100 and max(shares) > 0
     waiting = re.findall(r"(\d+) retries waiting; (\d+) paced starts waiting", result.log)
     assert any(int(retries) > 0 for retries, _ in waiting)
+
+
+def test_the_progress_line_shows_the_share_of_announced_items_and_an_eta(tmp_path: Path) -> None:
+    with LocalSite(books=300, seed=11, rate_limit=100) as site:
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}", "-s", "LOGSTATS_INTERVAL=0.5")
+    assert result.returncode == 0, result.log[-3000:]
+    shares = [int(share) for share, _ in re.findall(r"; (\d+)% of 300 announced items(, ETA \d+s)?;", result.log)]
+    assert len(shares) >= 3 and shares == sorted(shares) and 0 < shares[-1] <= 100, result.log[-3000:]
+    assert re.search(r"\d+% of 300 announced items, ETA \d+s;", result.log)
+
+
+@pytest.mark.parametrize("seconds,text", [(0.4, "0s"), (45, "45s"), (185, "3m05s"), (7380, "2h03m")])
+def test_durations_read_at_a_glance(seconds: float, text: str) -> None:
+    assert duration(seconds) == text
