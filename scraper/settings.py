@@ -69,12 +69,12 @@ EXTENSIONS = {
     "scraper.extensions.settings_check.SettingsCheck": 0,  # Scrapy settings whose errors it would swallow
     "scrapy.extensions.logstats.LogStats": None,  # replaced by the progress line (same LOGSTATS_INTERVAL)
     "scraper.extensions.progress.ProgressLog": 0,
-    "scraper.extensions.report.RunReport": 0,
     "scraper.extensions.deadletter.DeadLetterExtension": 0,
     "scraper.extensions.rawarchive.RawArchiveExtension": 0,
     "scraper.extensions.redis_check.RedisCheck": 0,
     "scraper.extensions.monitoring.Monitoring": 0,  # Spidermon's suites, before the outcome they feed
     "scraper.extensions.outcome.CrawlOutcome": 0,  # after ProgressLog: its line is the crawl's last word
+    "scraper.extensions.report.RunReport": 0,  # after the outcome: the report shows the exit status
 }
 
 SPIDERMON_ENABLED = True  # close-time checks (scraper.monitors); a failed one fails the run

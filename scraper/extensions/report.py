@@ -1,11 +1,13 @@
 """An optional run report: one HTML page beside the output, with plots, for people who would rather
 look than read.
 
-``RUN_REPORT_ENABLED = True`` samples the crawl every ``RUN_REPORT_INTERVAL`` seconds (pages and items
-per second, responses by status, each download slot's concurrency limit and requests in flight) and,
-when the spider closes, writes ``_report/report.html`` beside the dataset (or to ``RUN_REPORT_URI``):
-a summary table and three matplotlib charts embedded as PNG data URIs, so the page is one
-self-contained file. Rendering happens once, at the end, off the crawl's hot path.
+``RUN_REPORT_ENABLED = True`` samples the crawl (pages and items, responses by status, each download
+slot's concurrency limit and requests in flight) and, when the spider closes, writes
+``_report/report.html`` beside the dataset (or to ``RUN_REPORT_URI``): what ran (times, spider arguments,
+outputs, settings changed) and how (three matplotlib charts embedded as PNG data URIs, so the page is one
+self-contained file). Sampling starts every ``RUN_REPORT_INTERVAL`` seconds and halves its resolution
+whenever it holds ``2 × RUN_REPORT_SAMPLES`` samples, so a 3-second run and a 3-hour one both plot a few
+hundred points. Rendering happens once, at the end, off the crawl's hot path.
 """
 
 from __future__ import annotations
@@ -16,21 +18,28 @@ import io
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
+from scrapy.settings import BaseSettings, overridden_settings
 from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 
-from scraper.config import get_bool, get_float
+from scraper.config import get_bool, get_float, get_int
 from scraper.output import join_uri, side_location
 from scraper.parquet.dataset import resolve_uri
+from scraper.secrets import SECRET_NAME, mask_url
 
 logger = logging.getLogger(__name__)
 
 STATUS_PREFIX = "downloader/response_status_count/"
+DEFAULT_INTERVAL = 0.1  # seconds between the first samples
+DEFAULT_SAMPLES = 300  # the least samples kept once the run is long enough (at most twice as many)
+SPIDER_PRIORITY = 30  # settings set by the spider or on the command line (Scrapy's "spider" priority and up)
 
 
 @dataclass
@@ -44,31 +53,56 @@ class Samples:
     concurrency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     in_flight: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
+    def halve(self) -> None:
+        """Keep every other sample (the last one always): half the resolution, half the memory."""
+        keep = list(range(len(self.times) - 1, -1, -2))[::-1]
+
+        def thin(series: list[Any]) -> list[Any]:
+            return [series[i] for i in keep if i < len(series)]
+
+        self.times, self.pages, self.items = thin(self.times), thin(self.pages), thin(self.items)
+        for table in (self.statuses, self.concurrency, self.in_flight):
+            for key in list(table):
+                table[key] = thin(table[key])
+
 
 class RunReport:
-    def __init__(self, crawler: Crawler, interval: float, uri_template: str) -> None:
+    def __init__(self, crawler: Crawler, interval: float, uri_template: str, samples: int = DEFAULT_SAMPLES) -> None:
         self.crawler = crawler
         self.interval = interval
         self.uri_template = uri_template
+        self.max_samples = 2 * samples
         self.samples = Samples()
         self._started = time.monotonic()
         self._loop: AsyncioLoopingCall | None = None
+        self._ticks = 0
+        self._every = 1  # sample every this many ticks (doubles with each halving)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RunReport:
         settings = crawler.settings
         if not get_bool(settings, "RUN_REPORT_ENABLED", False):
             raise NotConfigured
-        report = cls(crawler, get_float(settings, "RUN_REPORT_INTERVAL", 1.0, minimum=0.05),
-                     (settings.get("RUN_REPORT_URI") or "").strip())
+        report = cls(crawler, get_float(settings, "RUN_REPORT_INTERVAL", DEFAULT_INTERVAL, minimum=0.01),
+                     (settings.get("RUN_REPORT_URI") or "").strip(),
+                     get_int(settings, "RUN_REPORT_SAMPLES", DEFAULT_SAMPLES, minimum=10))
         crawler.signals.connect(report.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(report.spider_closed, signal=signals.spider_closed)
         return report
 
     def spider_opened(self) -> None:
         self._started = time.monotonic()
-        self._loop = create_looping_call(self.sample)
+        self._loop = create_looping_call(self._tick)
         self._loop.start(self.interval)
+
+    def _tick(self) -> None:
+        self._ticks += 1
+        if self._ticks % self._every:
+            return
+        self.sample()
+        if len(self.samples.times) >= self.max_samples:
+            self.samples.halve()
+            self._every *= 2
 
     def sample(self) -> None:
         stats = self.crawler.stats.get_stats()  # type: ignore[union-attr]
@@ -110,19 +144,29 @@ class RunReport:
 
     def render(self, reason: str) -> str:
         stats = self.crawler.stats.get_stats()  # type: ignore[union-attr]
-        rows = [("finish reason", reason), ("pages", stats.get("response_received_count", 0)),
+        outputs = [str(v) for k, v in stats.items() if k.startswith("parquet/dataset/")]
+        outputs += [f"feed {mask_url(str(uri))}" for uri in self.crawler.settings.getdict("FEEDS")]
+        arguments = stats.get("spider/arguments") or {}
+        rows = [("exit status", f"{stats.get('outcome/exit_code', '?')} {stats.get('outcome/cause', '')}".strip()),
+                ("finish reason", reason), ("started (UTC)", _when(stats.get("start_time"))),
+                ("finished (UTC)", _when(stats.get("finish_time") or datetime.now(tz=stats["start_time"].tzinfo)
+                                         if stats.get("start_time") else None)),
+                ("elapsed (s)", round(self.samples.times[-1], 1)),
+                ("spider arguments", ", ".join(f"{k}={v}" for k, v in arguments.items()) or "none"),
+                ("output", ", ".join(outputs) or "none"),
+                ("pages", stats.get("response_received_count", 0)),
                 ("items", stats.get("item_scraped_count", 0)), ("rows written", stats.get("parquet/rows", 0)),
-                ("dead letters", stats.get("deadletter/count", 0)),
-                ("retries", stats.get("retry/count", 0)), ("elapsed (s)", round(self.samples.times[-1], 1))]
-        table = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-        charts = "".join(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{png}">'
-                         f"<figcaption>{html.escape(title)}</figcaption></figure>"
-                         for title, png in self._charts())
+                ("dead letters", stats.get("deadletter/count", 0)), ("malformed pages", stats.get("pages/malformed", 0)),
+                ("retries", stats.get("retry/count", 0)),
+                ("monitor checks failed", f"{stats.get('monitors/failed', 0)} of {stats.get('monitors/checks', 0)}")]
+        charts = "".join(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{png}"></figure>'
+                         for title, png in self._charts())  # (each chart carries its title)
         name = html.escape(self.crawler.spider.name)
         return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Run report: {name}</title>"
-                "<style>body{font-family:sans-serif;margin:2em}th{text-align:left;padding-right:1em}"
-                "img{max-width:100%}</style></head>"
-                f"<body><h1>Run report: {name}</h1><table>{table}</table>{charts}</body></html>")
+                "<style>body{font-family:sans-serif;margin:2em;max-width:60em}th{text-align:left;padding-right:1em;"
+                "vertical-align:top}td{word-break:break-all}img{max-width:100%}</style></head>"
+                f"<body><h1>Run report: {name}</h1>{_table(rows)}{charts}"
+                f"<h2>Settings changed</h2>{_table(changed_settings(self.crawler.settings))}</body></html>")
 
     def _charts(self) -> list[tuple[str, str]]:
         import matplotlib
@@ -130,12 +174,13 @@ class RunReport:
         from matplotlib import pyplot as plt
 
         charts = []
+        unit, scale = _time_unit(self.samples.times[-1] if self.samples.times else 0.0)
         for title, draw in (("Throughput (per second)", self._throughput),
                             ("Responses by status (cumulative)", self._statuses),
                             ("Download slots: concurrency limit and in flight", self._slots)):
             figure, axes = plt.subplots(figsize=(8, 3), dpi=80)
-            draw(axes)
-            axes.set_xlabel("seconds")
+            draw(axes, scale)
+            axes.set_xlabel(unit)
             axes.set_title(title)
             if axes.get_legend_handles_labels()[0]:
                 axes.legend(loc="upper left", fontsize="small")
@@ -146,22 +191,60 @@ class RunReport:
             charts.append((title, base64.b64encode(buffer.getvalue()).decode()))
         return charts
 
-    def _throughput(self, axes: Any) -> None:
+    def _throughput(self, axes: Any, scale: float) -> None:
+        """Rates over about 1/100 of the run (at least a second): smooth for 3 hours, real for 3 seconds."""
         s = self.samples
+        span = max(1.0, (s.times[-1] if s.times else 0.0) / 100)
         for label, series in (("pages/s", s.pages), ("items/s", s.items)):
-            rates = [(b - a) / max(t1 - t0, 1e-9)
-                     for a, b, t0, t1 in zip(series, series[1:], s.times, s.times[1:])]
-            axes.plot(s.times[1:], rates, label=label)
+            times, rates, start = [], [], 0
+            for end in range(1, len(series)):
+                while start < end - 1 and s.times[end] - s.times[start + 1] >= span:
+                    start += 1
+                times.append(s.times[end] / scale)
+                rates.append((series[end] - series[start]) / max(s.times[end] - s.times[start], 1e-9))
+            axes.plot(times, rates, label=label)
 
-    def _statuses(self, axes: Any) -> None:
+    def _statuses(self, axes: Any, scale: float) -> None:
         s = self.samples
         for status, series in sorted(s.statuses.items()):
             padded = series + [series[-1]] * (len(s.times) - len(series))
-            axes.plot(s.times, padded, label=status)
+            axes.plot([t / scale for t in s.times], padded, label=status)
 
-    def _slots(self, axes: Any) -> None:
+    def _slots(self, axes: Any, scale: float) -> None:
         s = self.samples
         for key in sorted(s.concurrency):
             for table, style, what in ((s.concurrency, "-", "limit"), (s.in_flight, ":", "in flight")):
                 series = table[key] + [float("nan")] * (len(s.times) - len(table[key]))
-                axes.plot(s.times, series, style, label=f"{key} {what}")
+                axes.plot([t / scale for t in s.times], series, style, label=f"{key} {what}")
+
+
+def changed_settings(settings: BaseSettings) -> list[tuple[str, str]]:
+    """Scrapy settings the project changed, and every setting the spider or the command line set,
+    secrets masked."""
+    names = {name for name, _ in overridden_settings(settings)}
+    names |= {name for name in settings if (settings.getpriority(name) or 0) >= SPIDER_PRIORITY}
+    return [(name, _shown(name, settings.get(name))) for name in sorted(names)]
+
+
+def _shown(name: str, value: Any) -> str:
+    if SECRET_NAME.search(name) and value:
+        return "***"
+    return mask_url(value) if isinstance(value, str) else str(value)
+
+
+def _table(rows: Iterable[tuple[str, Any]]) -> str:
+    return "<table>" + "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                               for k, v in rows) + "</table>"
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "?"
+
+
+def _time_unit(seconds: float) -> tuple[str, float]:
+    """The x axis: seconds for a short run, minutes for one over 10 minutes, hours beyond 5 hours."""
+    if seconds > 5 * 3600:
+        return "hours", 3600.0
+    if seconds > 600:
+        return "minutes", 60.0
+    return "seconds", 1.0
