@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from logparser import parse
 
 from scraper.extensions.progress import duration
 from scraper.localsite.process import LocalSite
@@ -59,3 +60,18 @@ def test_the_progress_line_shows_the_share_of_announced_items_and_an_eta(tmp_pat
 @pytest.mark.parametrize("seconds,text", [(0.4, "0s"), (45, "45s"), (185, "3m05s"), (7380, "2h03m")])
 def test_durations_read_at_a_glance(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_logparser_reads_a_crawl_live_as_scrapydweb_shows_it(tmp_path: Path) -> None:
+    """logparser (what ScrapydWeb runs beside Scrapyd) finds the progress line's pages and items over time,
+    the final stats and the finish reason in our log."""
+    with LocalSite(books=200, seed=11, rate_limit=100) as site:
+        result = run_crawl("books", tmp_path / "out", "-a", f"start_url={site.url}", "-s", "LOGSTATS_INTERVAL=0.3")
+    assert result.returncode == 0, result.log[-3000:]
+    parsed = parse(result.log)
+    series = parsed["datas"]  # [time, pages, pages/min, items, items/min] per progress line
+    assert len(series) >= 3 and [row[1] for row in series] == sorted(row[1] for row in series)
+    assert series[-1][3] > 0
+    assert parsed["finish_reason"] == "finished"
+    assert parsed["crawler_stats"]["item_scraped_count"] == 200
+    assert parsed["log_categories"]["error_logs"]["count"] == 0
