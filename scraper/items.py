@@ -67,3 +67,21 @@ class QuoteItem:
 
     normalizer: ClassVar[str] = "scraper.normalize.quotes.normalize_quote"
     field_coverage: ClassVar[dict[str, float]] = {"tags": 0.5}  # many quotes have none (see BookItem)
+
+
+@dataclass(slots=True)
+class ProductItem:
+    """One product of a shop found through its sitemap (the ``shop`` spider, docs/add-a-spider.md)."""
+
+    url: str
+    sku: str
+    name: str
+    price: Decimal = money()
+    currency: str  # ISO 4217, from the page's itemprop="priceCurrency"
+    rating: int  # 0-5 stars
+    reviews: int
+    in_stock: bool
+    description: str  # "" when the page has none
+    scraped_at: datetime  # UTC
+
+    field_coverage: ClassVar[dict[str, float]] = {"description": 0.5}  # (see BookItem)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
+from scraper.commands.genspider import start_url as genspider_start_url
 from scraper.localsite.process import LocalQuotesSite
 from tests.helpers import ROOT
 
@@ -52,7 +53,7 @@ def test_template_is_listed(project: Path) -> None:
 def test_generated_module_imports_with_the_expected_class(project: Path, generated: Path) -> None:
     assert generated.exists() and not (ROOT / "scraper" / "spiders" / "example.py").exists()
     source = generated.read_text()
-    assert "from scraper.pages.example import parse_page" in source
+    assert 'page_parser("scraper.pages.example", self.name)' in source
     assert "async def start(self)" in source and "**kwargs" in source and "$" not in source
     check = ("import scraper.spiders.example as m; s = m.ExampleSpider(); "
              "print(m.ExampleSpider.__name__, s.name, s.start_url, s.allowed_domains); "
@@ -60,7 +61,7 @@ def test_generated_module_imports_with_the_expected_class(project: Path, generat
              "print(t.allowed_domains, t._job)")
     proc = run(project, "-W", "error", "-c", check)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["ExampleSpider example https://example.com ['example.com']",
+    assert proc.stdout.splitlines() == ["ExampleSpider example https://example.com/ ['example.com']",
                                         "['127.0.0.1'] j1"]
     listing = run(project, "-m", "scrapy", "list")
     assert listing.returncode == 0 and "example" in listing.stdout.split()
@@ -97,3 +98,28 @@ def test_plain_genspider_uses_the_project_template_and_a_missing_one_fails(tmp_p
     assert plain.returncode == 0 and "Created spider 'bar' using template 'project'" in plain.stdout
     again = run(copy, "-m", "scrapy", "genspider", "bar", "bar.com")
     assert again.returncode == 1 and "already exists" in again.stdout  # nothing written
+
+
+@pytest.mark.parametrize("argument,start", [
+    ("127.0.0.1:8765", "http://127.0.0.1:8765/"),
+    ("localhost:8000/catalogue/", "http://localhost:8000/catalogue/"),
+    ("shop.example", "https://shop.example/"),
+    ("http://shop.example/en/", "http://shop.example/en/"),
+])
+def test_the_second_argument_becomes_the_start_url(argument: str, start: str) -> None:
+    assert genspider_start_url(argument) == start
+
+
+def test_a_spider_generated_before_its_page_module_breaks_only_itself(tmp_path: Path) -> None:
+    copy = tmp_path / "project"
+    shutil.copytree(ROOT / "scraper", copy / "scraper", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "scrapy.cfg", copy / "scrapy.cfg")
+    made = run(copy, "-m", "scrapy", "genspider", "early", "127.0.0.1:8765")
+    assert made.returncode == 0 and "Its start URL: http://127.0.0.1:8765/" in made.stdout
+    assert "scraper/pages/early.py" in made.stdout  # what to write next
+    listing = run(copy, "-m", "scrapy", "list")
+    assert listing.returncode == 0 and "early" in listing.stdout.split()  # the project still loads
+    crawl = run(copy, "-m", "scrapy", "crawl", "early", "-s", f"PARQUET_URI={tmp_path / 'out'}")
+    log = crawl.stdout + crawl.stderr
+    assert crawl.returncode == 1 and "Traceback" not in log
+    assert "Spider 'early' needs its page module scraper.pages.early" in log

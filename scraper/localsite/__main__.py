@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 
 from .catalog import Catalog
 from .faults import BAN_PAGES, FAULT_KINDS, RETRY_AFTER_FORMS, FaultConfig
@@ -80,9 +81,10 @@ def fault_config(args: argparse.Namespace) -> FaultConfig:
         sys.exit(f"error: {exc}")
 
 
-def run_site(site: Site, config: FaultConfig, title: str, host: str, port: int) -> None:
+def run_site(site: Site, config: FaultConfig, title: str, host: str, port: int,
+             on_ready: Callable[[str], None] | None = None) -> None:
     """Serve until SIGINT/SIGTERM; the first line printed is ``<title> at <url>`` (what
-    :class:`~scraper.localsite.process.ServerProcess` waits for)."""
+    :class:`~scraper.localsite.process.ServerProcess` waits for); ``on_ready`` gets the URL first."""
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
@@ -91,6 +93,8 @@ def run_site(site: Site, config: FaultConfig, title: str, host: str, port: int) 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         url = await ready
+        if on_ready is not None:
+            on_ready(url)
         print(f"{title} at {url}", flush=True)
         try:
             await task

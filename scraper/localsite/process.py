@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 from typing import Any, Self
 
 from .catalog import Catalog
@@ -145,3 +146,16 @@ class LocalQuotesSite(SiteProcess):
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "scraper.localsite.quotes", "--quotes", str(self.quotes),
                 "--seed", str(self.seed), *knob_args(self.knobs)]
+
+
+class StaticSite(SiteProcess):
+    """``with StaticSite("tests/fixtures/shop") as site: site.url``: saved pages served from a directory
+    (``python -m scraper.localsite.static``). Knobs are the same CLI flags as :class:`LocalSite`'s."""
+
+    def __init__(self, directory: str | Path, origin: str = "", host: str = "127.0.0.1", **knobs: Any) -> None:
+        super().__init__()
+        self.directory = Path(directory)
+        self.knobs = {"origin": origin or None, "host": host, **knobs}
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "scraper.localsite.static", str(self.directory), *knob_args(self.knobs)]
