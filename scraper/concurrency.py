@@ -103,24 +103,30 @@ class Decision:
 
 @dataclass
 class NoiseFloor:
-    """The share of responses that are rate limits whatever our rate (per-path 429s, a flaky edge)."""
+    """The share of responses that are rate limits whatever our rate (per-path 429s, a flaky edge),
+    and how many answers that estimate rests on: a floor measured on a hundred answers is itself
+    uncertain, and that uncertainty is noise too."""
 
     share: float = 0.0
+    samples: float = math.inf  # answers behind ``share`` (the default floor is not measured: exact)
 
     def excess(self, events: int, total: int) -> int:
         """How many of ``events`` (in ``total`` responses) the floor does not explain, or 0 when the
-        difference is within noise."""
+        difference is within noise (the window's binomial spread plus the floor estimate's)."""
         beyond = events - self.share * total
         spread = max(self.share, FLOOR_MIN)
-        noise = max(MIN_EXCESS, MARGIN * total, Z * math.sqrt(total * spread * (1 - spread)))
+        variance = total * spread * (1 - spread) * (1 + total / self.samples)
+        noise = max(MIN_EXCESS, MARGIN * total, Z * math.sqrt(variance))
         return math.ceil(beyond) if beyond > noise else 0
 
     def learn(self, events: int, total: int) -> None:
         if total:
             self.share += (events / total - self.share) * min(1.0, total / FLOOR_MEMORY)
+            self.samples = min(FLOOR_MEMORY, self.samples + total) if self.samples < math.inf else math.inf
 
-    def raise_to(self, share: float) -> None:
-        self.share = min(0.99, max(self.share, share))
+    def raise_to(self, share: float, samples: float = math.inf) -> None:
+        if share > self.share:
+            self.share, self.samples = min(0.99, share), samples
 
 
 @dataclass
@@ -365,7 +371,7 @@ class SlotController:
             return True
         # persisted at half the rate: the site's background (at most the share that drew the first
         # cut: at a low rate retries dominate, and a path that answered 429 is likelier to again)
-        self.floor.raise_to(min(share, run.first_share))
+        self.floor.raise_to(min(share, run.first_share), samples=after.first)
         self.limit, self.threshold, self.rate, self.ceiling, self._confirmed = run.undo
         self._run = None
         self.undone += 1
