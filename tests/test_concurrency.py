@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from scraper.concurrency import ControllerConfig, SlotController
+from scraper.concurrency import ControllerConfig, NoiseFloor, SlotController
 from tests.sim.crawl import Bucket, Site, crawl
 
 
@@ -187,3 +187,13 @@ def test_mostly_failing_windows_still_cut_to_the_floor() -> None:
 def test_config_validation(kwargs) -> None:
     with pytest.raises(ValueError):
         ControllerConfig(**kwargs)
+
+
+def test_a_floor_measured_on_few_answers_widens_the_noise_band() -> None:
+    """A window of 373 answers with 30% rate limits, over a floor of 20%: significant against an exact
+    floor, noise against one estimated from 85 answers (its own spread is ~4.3 points)."""
+    exact, estimated = NoiseFloor(0.2), NoiseFloor(0.2, samples=85)
+    assert exact.excess(112, 373) > 0
+    assert estimated.excess(112, 373) == 0
+    estimated.learn(30, 100)  # more answers: the estimate firms up (and moves)
+    assert estimated.samples == 185
