@@ -29,6 +29,7 @@ demo: install
 	$(PY) -m scraper.demo
 
 test: install-test
+	$(PY) -m ruff check scraper tests bench
 	$(PY) -m pytest
 
 bench: bench-crawl bench-pipeline bench-ratelimit bench-workers

@@ -11,7 +11,8 @@ table has medians of ``--repeats`` rounds, on the ``--books`` site and on the ``
   UserAgentMiddleware, LogStats... instead of ours), SCHEDULER ``scrapy.core.scheduler.Scheduler``,
   CONCURRENT_ITEMS 100, DOWNLOAD_HANDLERS ``{}`` (Scrapy's own HTTP/1.1 handler), ITEM_PIPELINES only
   the Parquet pipeline (so both write the same dataset, un-normalised here), and
-  ADAPTIVE_CONCURRENCY_ENABLED, NORMALIZE_ENABLED, RAW_ARCHIVE_ENABLED, DEADLETTER_ENABLED False. Everything else stays as the project sets it, all equal to Scrapy's
+  ADAPTIVE_CONCURRENCY_ENABLED, NORMALIZE_ENABLED, RAW_ARCHIVE_ENABLED, DEADLETTER_ENABLED False.
+  Everything else stays as the project sets it, all equal to Scrapy's
   defaults or harmless here: CONCURRENT_REQUESTS 16, CONCURRENT_REQUESTS_PER_DOMAIN 8 (so one host gets
   8 in flight; ours lets its adaptive controller raise the host's slot up to the global 16),
   ROBOTSTXT_OBEY True (one extra request), USER_AGENT, TELNETCONSOLE_ENABLED False.
@@ -209,7 +210,7 @@ def run_processes(argvs: list[list[str]], env: dict[str, str]) -> Usage:
         try:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
-            for argv, out, err in zip(argvs, outs, errs):
+            for argv, out, err in zip(argvs, outs, errs, strict=True):
                 procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=err))
             sampler = PeakRss([p.pid for p in procs])
             sampler.start()
@@ -222,7 +223,7 @@ def run_processes(argvs: list[list[str]], env: dict[str, str]) -> Usage:
             rss = sampler.stop()
             reap_orphans(keep)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            for proc, argv, err in zip(procs, argvs, errs):
+            for proc, argv, err in zip(procs, argvs, errs, strict=True):
                 if proc.returncode:
                     err.seek(0)
                     tail = err.read()[-3000:]

@@ -15,7 +15,7 @@ import os
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from bench.common import alternate_runs, medians, report
 from scraper.localsite.catalog import Catalog
@@ -27,7 +27,7 @@ TICK = 0.005
 
 
 def make_records(n: int) -> list[dict]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return [{**book.expected_item("http://127.0.0.1/"), "scraped_at": now} for book in Catalog(n, seed=3)]
 
 
@@ -120,7 +120,7 @@ def main() -> None:
     base = results["inline"]["items_per_s"]
     # The machine's speed drifts over a run; a ratio of two runs in the same round cancels most of it.
     paired = sorted(pool["items_per_s"] / inline["items_per_s"]
-                    for pool, inline in zip(runs["pool, batch 50"], runs["inline"]))
+                    for pool, inline in zip(runs["pool, batch 50"], runs["inline"], strict=True))
     idle_p99 = results["idle loop (no pipeline)"]["lag_p99_ms"]
     rows = [{"variant": name, "items/s": r["items_per_s"], "vs inline": r["items_per_s"] / base,
              "loop lag p50 ms": r["lag_p50_ms"], "loop lag p99 ms": r["lag_p99_ms"],

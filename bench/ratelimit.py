@@ -164,11 +164,11 @@ def main() -> None:
         for name in names:
             scenario = SCENARIOS[name]
             target = big if scenario.books > 1000 else site
-            variants = {variant: (lambda a=a, n=name: figures(n, crawl(target, SCENARIOS[n], a)))
+            variants = {variant: (lambda a=a, n=name, t=target: figures(n, crawl(t, SCENARIOS[n], a)))
                         for variant, a in VARIANTS.items()}
             if name == "per-path 429":  # the same crawl without the faults: the pace to keep
-                clean = Scenario({})
-                variants["ours, no faults (baseline)"] = lambda: figures(name, crawl(site, clean, OURS))
+                variants["ours, no faults (baseline)"] = \
+                    lambda n=name: figures(n, crawl(site, Scenario({}), OURS))
             runs = alternate_runs(variants, args.repeats)
             results[name] = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in runs.items()}
     checks = targets(results)

@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,7 @@ async def scrape(start_url: str, concurrency: int, pool: ProcessPoolExecutor) ->
                     if listing.next_url:
                         follow(listing.next_url, "listing")
                 else:
-                    item = parse_book(html, url, scraped_at=datetime.now(timezone.utc))
+                    item = parse_book(html, url, scraped_at=datetime.now(UTC))
                     batch.append(dataclasses.asdict(item))
                     if len(batch) >= BATCH:
                         batches.append(loop.run_in_executor(pool, normalize_batch, batch))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None,
                         help="PARQUET_URI for the demo crawl (default: data/demo/<UTC time>)")
     args = parser.parse_args(argv)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S")
     out = Path(args.out or f"data/demo/{stamp}").resolve()
     if out.exists() and any(out.iterdir()):
         sys.exit(f"{out} is not empty: remove it or pass another --out")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -81,7 +81,7 @@ def _job_identity(settings: BaseSettings) -> dict[str, Any]:
     cached = getattr(settings, _IDENTITY_ATTR, None)
     if cached is not None:
         return cached
-    identity: dict[str, Any] = {"time": datetime.now(timezone.utc).isoformat(), "run": uuid.uuid4().hex[:8]}
+    identity: dict[str, Any] = {"time": datetime.now(UTC).isoformat(), "run": uuid.uuid4().hex[:8]}
     jobdir = settings.get("JOBDIR")
     if jobdir:
         path = Path(jobdir) / JOB_IDENTITY
@@ -92,7 +92,8 @@ def _job_identity(settings: BaseSettings) -> dict[str, Any]:
         except FileNotFoundError:
             path.parent.mkdir(parents=True, exist_ok=True)
         except (OSError, ValueError, KeyError) as exc:
-            raise InvalidSetting("JOBDIR", jobdir, f"a job directory whose {JOB_IDENTITY} is readable ({exc})") from None
+            raise InvalidSetting("JOBDIR", jobdir,
+                                 f"a job directory whose {JOB_IDENTITY} is readable ({exc})") from None
         _save(path, identity, closed=None)  # running: until a clean close says otherwise
     setattr(settings, _IDENTITY_ATTR, identity)
     return identity

@@ -9,7 +9,6 @@ import pytest
 from scraper.concurrency import ControllerConfig, NoiseFloor, SlotController
 from tests.sim.crawl import Bucket, Site, crawl
 
-
 KNOWN_GAP = "open (docs/adaptive.md, Known gaps): "
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-import scrapyd  # noqa: F401 - the server the tests start
+import scrapyd as scrapyd_installed  # noqa: F401 - the server the tests start
 
 from scraper.localsite.process import LocalSite
 from tests.helpers import ROOT, wait_for

@@ -56,7 +56,8 @@ def start_url(argument: str) -> str:
     if "://" not in argument:
         host = urlsplit("//" + argument).hostname or ""
         try:
-            local = host == "localhost" or ipaddress.ip_address(host).is_private or ipaddress.ip_address(host).is_loopback
+            address = ipaddress.ip_address(host) if host != "localhost" else ipaddress.ip_address("127.0.0.1")
+            local = address.is_private or address.is_loopback
         except ValueError:
             local = False
         argument = ("http://" if local else "https://") + argument

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-
 from collections.abc import Mapping
 
 from redis import Redis

@@ -64,9 +64,9 @@ from twisted.internet.defer import Deferred
 
 from scraper import signals as our_signals
 from scraper.config import get_bool, get_float, get_int
+from scraper.distributed import state
 from scraper.distributed.connection import connect, redis_url
 from scraper.distributed.dupefilter import LeasingDupeFilter, bloom_size
-from scraper.distributed import state
 from scraper.distributed.frontier import Frontier, FrontierKeys, Taken
 from scraper.distributed.state import DEFAULT_PREFIX
 from scraper.pipelines import close_crawl

@@ -16,7 +16,7 @@ import json
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -56,7 +56,7 @@ class DeadLetterExtension:
         return side_location(self.crawler, self.uri_template, "_deadletter")
 
     def record(self, record: dict[str, Any]) -> None:
-        line = {"time": datetime.now(timezone.utc).isoformat(), "spider": self.crawler.spider.name,
+        line = {"time": datetime.now(UTC).isoformat(), "spider": self.crawler.spider.name,
                 **record}
         data = (json.dumps(line, ensure_ascii=False, default=str) + "\n").encode()
         self.count += 1

@@ -21,8 +21,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 
 from scraper.config import get_float
-from scraper.spiders import ANNOUNCED_ITEMS
 from scraper.secrets import mask_url
+from scraper.spiders import ANNOUNCED_ITEMS
 
 logger = logging.getLogger(__name__)
 

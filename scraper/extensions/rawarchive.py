@@ -22,7 +22,7 @@ import logging
 import re
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -89,7 +89,7 @@ class RawArchiveExtension:
                     setting = "RAW_ARCHIVE_URI" if self.uri_template else "PARQUET_URI"
                     logger.error("Raw archive off: %s has a placeholder it cannot fill: %r", setting, exc)
                 return
-        fetched_at = datetime.now(timezone.utc)
+        fetched_at = datetime.now(UTC)
         request.meta[FETCHED_AT] = fetched_at
         body = response.body
         record = {"file": name, "url": response.url, "status": response.status,

@@ -16,8 +16,15 @@ from scrapy.exceptions import NotConfigured
 from scraper.config import get_bool
 from scraper.distributed.connection import connect, redis_url
 from scraper.distributed.scheduler import alive_window
-from scraper.distributed.state import DEFAULT_PREFIX, Keys, RedisLeftovers, leftovers_message, namespace, \
-    read_state, reset
+from scraper.distributed.state import (
+    DEFAULT_PREFIX,
+    Keys,
+    RedisLeftovers,
+    leftovers_message,
+    namespace,
+    read_state,
+    reset,
+)
 from scraper.secrets import mask_url
 
 logger = logging.getLogger(__name__)

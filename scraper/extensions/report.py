@@ -156,7 +156,8 @@ class RunReport:
                 ("output", ", ".join(outputs) or "none"),
                 ("pages", stats.get("response_received_count", 0)),
                 ("items", stats.get("item_scraped_count", 0)), ("rows written", stats.get("parquet/rows", 0)),
-                ("dead letters", stats.get("deadletter/count", 0)), ("malformed pages", stats.get("pages/malformed", 0)),
+                ("dead letters", stats.get("deadletter/count", 0)),
+                ("malformed pages", stats.get("pages/malformed", 0)),
                 ("retries", stats.get("retry/count", 0)),
                 ("monitor checks failed", f"{stats.get('monitors/failed', 0)} of {stats.get('monitors/checks', 0)}")]
         charts = "".join(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{png}"></figure>'

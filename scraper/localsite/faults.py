@@ -12,8 +12,8 @@ import math
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Callable
 
 FAULT_KINDS = ("500", "503", "429", "429-date", "drop")
 RETRY_AFTER_FORMS = ("seconds", "date", "none")

@@ -59,7 +59,7 @@ class ForwardProxy:
                 payload = await upstream.read()
                 out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
                 return web.Response(status=upstream.status, body=payload, headers=out)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             return web.Response(status=502, text=f"bad gateway: {type(exc).__name__}")
 
     def _authorized(self, header: str) -> bool:

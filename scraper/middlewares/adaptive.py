@@ -22,11 +22,11 @@ from scrapy.http import Response
 from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 
 from scraper import signals as our_signals
-from scraper.concurrency import ControllerConfig, SlotController
 from scraper.backoff import RATE_LIMIT_CODES, is_rate_limit
+from scraper.concurrency import ControllerConfig, SlotController
 from scraper.config import InvalidSetting, get_bool, get_float, get_int, get_status_codes
-from scraper.proxies import ROUTED_VIA
 from scraper.middlewares.retry import RATELIMIT_TIMES_KEY
+from scraper.proxies import ROUTED_VIA
 from scraper.scheduler import send_back, via_scheduler
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,8 @@
 
 Callbacks let :class:`~scraper.pages.errors.PageParseError` propagate; this middleware turns it into
 one WARNING line naming the URL and the field, increments ``pages/malformed`` and
-``pages/malformed/<field>``, dead-letters the page (kind ``page``), and lets the crawl go on. Other exceptions pass through untouched.
+``pages/malformed/<field>``, dead-letters the page (kind ``page``), and lets the crawl go on. Other
+exceptions pass through untouched.
 """
 
 from __future__ import annotations

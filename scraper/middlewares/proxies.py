@@ -46,7 +46,14 @@ from scraper.backoff import BackoffPolicy
 from scraper.config import InvalidSetting, get_bool, get_float, get_int, get_status_codes
 from scraper.proxies import ROUTED_VIA
 from scraper.proxies.policy import DEFAULT_BAN_CODES, Verdict
-from scraper.proxies.pool import Proxy, ProxyPool, ProxyState
+from scraper.proxies.pool import (
+    DEFAULT_COOLDOWN_BASE,
+    DEFAULT_COOLDOWN_MAX,
+    DEFAULT_COOLDOWN_MIN,
+    Proxy,
+    ProxyPool,
+    ProxyState,
+)
 from scraper.proxies.sources import ProxySources, split_list
 from scraper.scheduler import send_back, via_scheduler
 
@@ -87,13 +94,13 @@ class RotatingProxyMiddleware:
         urls = sources.load()
         if not urls:
             raise NotConfigured  # no proxies configured: the crawl goes direct (the default, not worth a warning)
-        base = get_float(s, "PROXY_COOLDOWN_BASE", 30.0, minimum=0.001)
-        cap = get_float(s, "PROXY_COOLDOWN_MAX", 900.0, minimum=0.001)
+        base = get_float(s, "PROXY_COOLDOWN_BASE", DEFAULT_COOLDOWN_BASE, minimum=0.001)
+        cap = get_float(s, "PROXY_COOLDOWN_MAX", DEFAULT_COOLDOWN_MAX, minimum=0.001)
         if cap < base:
             raise InvalidSetting("PROXY_COOLDOWN_MAX", cap, "a value >= PROXY_COOLDOWN_BASE")
         pool = ProxyPool(urls, max_per_proxy=get_int(s, "PROXY_MAX_PER_PROXY", 8, minimum=1),
                          cooldown=BackoffPolicy(base=base, cap=cap, jitter="full"),
-                         min_cooldown=min(base, get_float(s, "PROXY_COOLDOWN_MIN", 1.0, minimum=0)),
+                         min_cooldown=min(base, get_float(s, "PROXY_COOLDOWN_MIN", DEFAULT_COOLDOWN_MIN, minimum=0)),
                          rng=random.Random())
         policy_path = s.get("PROXY_POLICY", "scraper.proxies.policy.BanPolicy")
         try:

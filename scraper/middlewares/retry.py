@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from scrapy import Request
@@ -37,8 +37,8 @@ from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import DownloadCancelledError, IgnoreRequest, NotConfigured
 from scrapy.http import Response
-from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.asyncio import sleep
+from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import load_object
 
 from scraper import signals as our_signals
@@ -213,8 +213,8 @@ class BackoffRetryMiddleware:
             "kind": "request", "reason": why, **extra,
             "error": reason if isinstance(reason, str) else f"{type(reason).__name__}: {reason}",
             **our_signals.request_fields(request), "attempts": attempts, "last_status": status,
-            "first_attempt_at": datetime.fromtimestamp(first, timezone.utc).isoformat(),
-            "last_attempt_at": datetime.now(timezone.utc).isoformat(),
+            "first_attempt_at": datetime.fromtimestamp(first, UTC).isoformat(),
+            "last_attempt_at": datetime.now(UTC).isoformat(),
         })
 
     def _stats(self, key: str) -> None:

@@ -48,7 +48,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -89,7 +89,7 @@ class PoolStats:
     queue_wait_max: float = 0.0
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_function(path: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -118,7 +118,7 @@ Wire = tuple[bool, Any, Any]
 
 def run_batch(paths: list[str], records: list[dict[str, Any]]) -> list[Wire]:
     """One wire outcome per record, in order."""
-    return [_to_wire(record, run_one(path, record)) for path, record in zip(paths, records)]
+    return [_to_wire(record, run_one(path, record)) for path, record in zip(paths, records, strict=True)]
 
 
 def _to_wire(record: dict[str, Any], outcome: Outcome) -> Wire:
@@ -532,7 +532,7 @@ class BatchNormalizer:
     @staticmethod
     def _split(batch: _Batch) -> list[_Batch]:
         return [_Batch([path], [record], [future])
-                for path, record, future in zip(batch.paths, batch.records, batch.futures)]
+                for path, record, future in zip(batch.paths, batch.records, batch.futures, strict=True)]
 
     # -- workers ---------------------------------------------------------------------------------
 

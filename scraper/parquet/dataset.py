@@ -59,7 +59,7 @@ class RowBuffer:
     def append(self, values: Iterable[Any]) -> None:
         row = list(values)
         self._validate(row)  # raises SchemaError naming the field; nothing is buffered then
-        for column, value in zip(self._columns.values(), row):
+        for column, value in zip(self._columns.values(), row, strict=True):
             column.append(value)
         self.rows += 1
 
@@ -235,7 +235,7 @@ class DatasetWriter:
         temp, final = self._merged_paths(run)
         size = self.fs.get_file_info(temp).size
         hidden = [f"{self.directory}/.{part.path.rpartition('/')[2]}.compacting" for part in run]
-        for part, away in zip(run, hidden):
+        for part, away in zip(run, hidden, strict=True):
             self.fs.move(part.path, away)
         self.fs.move(temp, final)
         for away in hidden:

@@ -15,7 +15,7 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import pyarrow as pa
@@ -52,7 +52,7 @@ def money(precision: int = 12, scale: int = 2) -> Any:
     return dataclasses.field(metadata=arrow(pa.decimal128(precision, scale)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def arrow_schema(item_cls: type) -> pa.Schema:
     """The Arrow schema declared by the dataclass ``item_cls`` (fields in declaration order)."""
     if not dataclasses.is_dataclass(item_cls):

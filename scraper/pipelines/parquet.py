@@ -38,8 +38,8 @@ from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 
 from scraper import signals as our_signals
 from scraper.config import InvalidSetting, get_bool, get_choice, get_float, get_int
-from scraper.output import crawl_time, format_uri, item_type_name, parquet_template, resumed
 from scraper.outcome import Thresholds, judge
+from scraper.output import crawl_time, format_uri, item_type_name, parquet_template, resumed
 from scraper.parquet.dataset import DatasetWriter, PartWriteError, probe, publish, resolve_uri
 from scraper.parquet.schema import SchemaError, arrow_schema
 from scraper.pipelines import close_crawl

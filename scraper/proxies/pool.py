@@ -79,15 +79,21 @@ class Choice:
     all_cooling: bool = False
 
 
+# PROXY_COOLDOWN_BASE / _MAX / _MIN: seconds a banned proxy rests (full-jitter exponential backoff)
+DEFAULT_COOLDOWN_BASE = 30.0
+DEFAULT_COOLDOWN_MAX = 900.0
+DEFAULT_COOLDOWN_MIN = 1.0
+
+
 class ProxyPool:
     def __init__(self, urls: Iterable[str], *, max_per_proxy: int = 8,
-                 cooldown: BackoffPolicy = BackoffPolicy(base=10.0, cap=600.0, jitter="full"),
-                 min_cooldown: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 cooldown: BackoffPolicy | None = None,
+                 min_cooldown: float = DEFAULT_COOLDOWN_MIN, clock: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None) -> None:
         if max_per_proxy < 1:
             raise ValueError("max_per_proxy must be >= 1")
         self.max_per_proxy = max_per_proxy
-        self.cooldown = cooldown
+        self.cooldown = cooldown or BackoffPolicy(base=DEFAULT_COOLDOWN_BASE, cap=DEFAULT_COOLDOWN_MAX, jitter="full")
         self.min_cooldown = min_cooldown
         self.clock = clock
         self.rng = rng or random.Random()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -68,4 +68,4 @@ class BooksSpider(scrapy.Spider):
                                      meta={SCHEDULED_BY_FIRST: True})
 
     def parse_book(self, response: Response) -> Iterator[BookItem]:
-        yield parse_book(response.text, response.url, scraped_at=datetime.now(timezone.utc))
+        yield parse_book(response.text, response.url, scraped_at=datetime.now(UTC))

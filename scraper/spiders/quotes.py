@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -44,7 +44,7 @@ class QuotesSpider(scrapy.Spider):
 
     def parse(self, response: Response) -> Iterator[QuoteItem | scrapy.Request]:
         # The raw archive's timestamp, so a replay of this page gives identical rows.
-        scraped_at = response.meta.get(FETCHED_AT) or datetime.now(timezone.utc)
+        scraped_at = response.meta.get(FETCHED_AT) or datetime.now(UTC)
         page = parse_page(response.text, response.url, scraped_at=scraped_at)
         yield from page.items
         if page.next_url:

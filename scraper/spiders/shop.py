@@ -4,7 +4,7 @@ following docs/add-a-spider.md, and kept as its example)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -34,4 +34,4 @@ class ShopSpider(SitemapSpider):
         self.allowed_domains = sorted({urlsplit(url).hostname or "" for url in self.start_urls})
 
     def parse_product(self, response: Response) -> Iterator[ProductItem]:
-        yield parse_product(response.text, response.url, scraped_at=datetime.now(timezone.utc))
+        yield parse_product(response.text, response.url, scraped_at=datetime.now(UTC))

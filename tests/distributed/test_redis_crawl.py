@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 import signal
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.dataset as ds

@@ -13,7 +13,8 @@ from scraper.localsite.process import LocalSite
 from tests.helpers import TOLERATE_BAD_PAGES, run_crawl
 
 LINE = re.compile(r"Crawled (\d+) pages \(at \d+ pages/min\), scraped (\d+) items \(at \d+ items/min\); "
-                  r"(?:\d+% of 60 announced items(?:, ETA \d+s)?; )?\d+ in flight; \d+ retries waiting; \d+ paced starts waiting; 429s \d+% of responses; slots 127\.0\.0\.1 \d+/\d+")
+                  r"(?:\d+% of 60 announced items(?:, ETA \d+s)?; )?\d+ in flight; \d+ retries waiting; "
+                  r"\d+ paced starts waiting; 429s \d+% of responses; slots 127\.0\.0\.1 \d+/\d+")
 
 
 def test_progress_line_and_summary(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def test_fault_plan_is_deterministic_and_transient() -> None:
     paths = [f"catalogue/b_{i}/index.html" for i in range(1000)]
     first = [plan.fault_for(p) for p in paths]
     assert first == [again.fault_for(p) for p in paths]
-    faulty = [p for p, f in zip(paths, first) if f]
+    faulty = [p for p, f in zip(paths, first, strict=True) if f]
     assert 0.25 < len(faulty) / len(paths) < 0.35
     assert {f for f in first if f} == {"503", "drop"}
     assert all(plan.fault_for(p) is not None for p in faulty)  # second attempt still fails

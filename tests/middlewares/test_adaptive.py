@@ -8,8 +8,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.test import get_crawler
 
 from scraper.config import InvalidSetting
-from scraper.middlewares.adaptive import AdaptiveConcurrencyMiddleware
 from scraper.localsite.process import LocalSite
+from scraper.middlewares.adaptive import AdaptiveConcurrencyMiddleware
 from tests.helpers import run_crawl, stat
 
 

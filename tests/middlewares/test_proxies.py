@@ -14,7 +14,6 @@ from twisted.internet.error import ConnectionLost
 
 from scraper.config import InvalidSetting
 from scraper.middlewares.proxies import BAN_RETRIES_KEY, RotatingProxyMiddleware
-from scraper.proxies import ROUTED_VIA
 from scraper.proxies.policy import BanPolicy, Verdict
 from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER
 from scraper.signals import dead_letter

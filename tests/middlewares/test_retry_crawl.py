@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from scraper.localsite.faults import unit_hash
 from scraper import outcome
+from scraper.localsite.faults import unit_hash
 from scraper.localsite.process import LocalSite
 from tests.helpers import run_crawl, start_crawl, stat, wait_for
 

@@ -11,9 +11,9 @@ from scrapy.utils.test import get_crawler
 
 from scraper import settings as project_settings
 from scraper.config import InvalidSetting
+from scraper.localsite.process import LocalSite
 from scraper.middlewares.useragent import RotatingUserAgentMiddleware
 from scraper.proxies import ROUTED_VIA
-from scraper.localsite.process import LocalSite
 from scraper.useragents import BrowserUserAgentProvider
 from tests.helpers import run_crawl
 

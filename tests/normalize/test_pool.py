@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest

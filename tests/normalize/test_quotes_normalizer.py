@@ -2,15 +2,14 @@ from __future__ import annotations
 
 import pickle
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from scraper.localsite.quotes import QuoteCatalog
-from scraper.normalize.quotes import (collapse, normalize_quote, normalize_tags,
-                                      strip_quote_marks)
+from scraper.normalize.quotes import collapse, normalize_quote, normalize_tags, strip_quote_marks
 
-NOW = datetime(2026, 1, 2, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 2, tzinfo=UTC)
 
 
 def record(**changes: object) -> dict:
@@ -52,7 +51,7 @@ def test_content_hash_is_about_the_quote_not_where_or_when_it_was_seen() -> None
     a = normalize_quote(record())
     assert set(a) == {"text", "author_name", "author_slug", "tags", "content_hash"}
     moved = normalize_quote(record(url="http://other/api/quotes?page=7", page=7,
-                                   scraped_at=datetime(2030, 1, 1, tzinfo=timezone.utc)))
+                                   scraped_at=datetime(2030, 1, 1, tzinfo=UTC)))
     assert moved["content_hash"] == a["content_hash"]
     same_after_cleaning = normalize_quote(record(text="«A  quote.»", tags=["X", "x"]))
     assert same_after_cleaning["content_hash"] == a["content_hash"]

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pickle
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -49,7 +49,7 @@ def test_simhash_near_duplicates_are_close_and_different_texts_far() -> None:
 
 
 def test_content_hash_is_stable_and_order_free() -> None:
-    a = {"title": "T", "price": Decimal("1.50"), "when": datetime(2026, 1, 1, tzinfo=timezone.utc)}
+    a = {"title": "T", "price": Decimal("1.50"), "when": datetime(2026, 1, 1, tzinfo=UTC)}
     b = dict(reversed(list(a.items())))
     assert content_hash(a) == content_hash(b)
     assert content_hash(a) != content_hash({**a, "price": Decimal("1.51")})
@@ -63,7 +63,7 @@ def book_record(**overrides) -> dict:
                   product_type="Books", price_excl_tax=Decimal("10.00"), price_incl_tax=Decimal("10.00"),
                   tax=Decimal("0.00"), currency="GBP", availability=3, in_stock=True, rating=4,
                   num_reviews=0, description="Caf&eacute; stories  of the\nsea.", image_url="i",
-                  scraped_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+                  scraped_at=datetime(2026, 1, 1, tzinfo=UTC))
     record.update(overrides)
     return record
 
@@ -81,7 +81,7 @@ def test_normalize_book() -> None:
 
 def test_content_hash_ignores_crawl_time_but_sees_content() -> None:
     first = normalize_book(book_record())
-    later = normalize_book(book_record(scraped_at=datetime(2027, 1, 1, tzinfo=timezone.utc)))
+    later = normalize_book(book_record(scraped_at=datetime(2027, 1, 1, tzinfo=UTC)))
     changed = normalize_book(book_record(price_incl_tax=Decimal("11.00")))
     assert first["content_hash"] == later["content_hash"] != changed["content_hash"]
 

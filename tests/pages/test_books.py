@@ -1,20 +1,20 @@
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from scraper.localsite.catalog import Catalog
-from scraper.normalize.books import DERIVED_FIELDS
 from scraper.localsite.render import listing_page, product_page
+from scraper.normalize.books import DERIVED_FIELDS
 from scraper.pages.books import clean, parse_book, parse_listing, parse_money
 from scraper.pages.errors import PageParseError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "books"
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 BASE = "https://books.toscrape.com/"
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,7 +11,7 @@ from scraper.localsite.quotes import QuoteCatalog, QuotesSite
 from scraper.pages.errors import PageParseError
 from scraper.pages.quotes import page_number, parse_page, raw_name, with_page
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 URL = "https://quotes.toscrape.com/api/quotes?page=1"
 
 # The real API's shape (quotes.toscrape.com/api/quotes?page=1), content made up.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from scraper.pages.shop import parse_product
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shop"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
-BASE, NOW = "https://shop.example/", datetime(2026, 12, 1, tzinfo=timezone.utc)
+BASE, NOW = "https://shop.example/", datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("row", EXPECTED, ids=lambda row: row["sku"])

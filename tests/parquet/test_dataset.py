@@ -43,7 +43,7 @@ def test_streams_row_groups_and_renames_atomically(tmp_path: Path) -> None:
 def test_two_writers_share_a_directory_without_collisions(tmp_path: Path) -> None:
     fs, schema = pafs.LocalFileSystem(), arrow_schema(Row)
     writers = [DatasetWriter(fs, str(tmp_path), schema) for _ in range(2)]
-    for w, start in zip(writers, (0, 100)):
+    for w, start in zip(writers, (0, 100), strict=True):
         w.append((start, "x"))
     for w in writers:
         w.close()

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pyarrow as pa
@@ -68,6 +68,6 @@ def test_decimal_with_too_many_places_is_refused_not_rounded() -> None:
     row = dict(url="u", upc="x", title="t", category="c", product_type="Books",
                price_excl_tax=Decimal("1.005"), price_incl_tax=Decimal("1.00"), tax=Decimal("0.00"),
                currency="GBP", availability=1, in_stock=True, rating=1, num_reviews=0,
-               description="", image_url="i", scraped_at=datetime.now(timezone.utc))
+               description="", image_url="i", scraped_at=datetime.now(UTC))
     with pytest.raises(SchemaError, match="BookItem.price_excl_tax"):
         columns_to_table({k: [v] for k, v in row.items()}, schema)

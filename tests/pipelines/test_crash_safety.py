@@ -4,11 +4,11 @@ and leaves only complete, readable Parquet parts."""
 from __future__ import annotations
 
 import json
-import re
-import time
 import os
+import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pyarrow.dataset as ds

@@ -3,8 +3,8 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,10 +15,10 @@ from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.utils.test import get_crawler
 
 from scraper.config import InvalidSetting
-from scraper.parquet.schema import arrow
-from scraper.signals import dead_letter
 from scraper.output import DEFAULT_PARQUET_URI, format_uri, item_type_name
+from scraper.parquet.schema import arrow
 from scraper.pipelines.parquet import ParquetPipeline
+from scraper.signals import dead_letter
 
 
 @dataclass
@@ -48,13 +48,13 @@ def test_item_type_names() -> None:
 
 
 def test_uri_placeholders_like_feed_uris() -> None:
-    when = datetime(2026, 11, 21, 10, 5, 7, 123, tzinfo=timezone.utc)
+    when = datetime(2026, 11, 21, 10, 5, 7, 123, tzinfo=UTC)
     uri = format_uri("out/%(name)s/%(_job)s/%(time)s/%(item)s", DemoSpider(), when, "book")
     assert uri == "out/demo/job42/2026-11-21T10-05-07/book"
 
 
 def test_the_default_location_is_unique_per_crawl_even_in_the_same_second() -> None:
-    when = datetime(2026, 11, 21, 10, 5, 7, tzinfo=timezone.utc)
+    when = datetime(2026, 11, 21, 10, 5, 7, tzinfo=UTC)
     first, second = Spider("demo"), Spider("demo")
     a, b = (format_uri(DEFAULT_PARQUET_URI, spider, when, "book") for spider in (first, second))
     assert a != b and a.startswith("data/demo/2026-11-21T10-05-07-")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,10 +12,10 @@ import pytest
 
 from scraper.items import BookItem
 from scraper.localsite.faults import is_malformed
-from scraper.normalize.books import normalize_book
 from scraper.localsite.process import LocalSite
+from scraper.normalize.books import normalize_book
 from scraper.parquet.schema import arrow_schema
-from tests.helpers import CrawlResult, TOLERATE_BAD_PAGES, run_crawl, stat
+from tests.helpers import TOLERATE_BAD_PAGES, CrawlResult, run_crawl, stat
 
 
 def assert_clean_log(result: CrawlResult) -> None:
@@ -27,7 +27,7 @@ def assert_clean_log(result: CrawlResult) -> None:
 @pytest.fixture(scope="module")
 def full_crawl(books_site: LocalSite, tmp_path_factory: pytest.TempPathFactory) -> CrawlResult:
     out = tmp_path_factory.mktemp("books") / "dataset"
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     books_site.reset()  # the site is shared by the session: count only this crawl's requests
     result = run_crawl("books", out, "-a", f"start_url={books_site.url}index.html")
     result.started = started  # type: ignore[attr-defined]

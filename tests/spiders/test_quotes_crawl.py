@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,7 +22,7 @@ from scraper.normalize.quotes import CONTENT_FIELDS
 from scraper.normalize.text import content_hash
 from scraper.parquet.schema import arrow_schema
 from scraper.replay import raw_parser_of, replay
-from tests.helpers import CrawlResult, ROOT, TOLERATE_BAD_PAGES, run_crawl, stat
+from tests.helpers import ROOT, TOLERATE_BAD_PAGES, CrawlResult, run_crawl, stat
 
 QUOTES, SEED = 95, 3
 
@@ -65,7 +65,7 @@ def api() -> LocalQuotesSite:
 @pytest.fixture(scope="module")
 def crawl(api: LocalQuotesSite, tmp_path_factory: pytest.TempPathFactory) -> CrawlResult:
     out = tmp_path_factory.mktemp("quotes") / "dataset"
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     result = run_crawl("quotes", out, "-a", f"start_url={api.start_url}")
     result.started = started  # type: ignore[attr-defined]
     result.paths = api.stats(paths=True)["paths"]  # type: ignore[attr-defined]
