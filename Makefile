@@ -30,6 +30,7 @@ demo: install
 
 test: install-test
 	$(PY) -m ruff check scraper tests bench
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 bench: bench-crawl bench-pipeline bench-ratelimit bench-workers

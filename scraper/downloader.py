@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 
 
 class Downloader(ScrapyDownloader):
-    def _wait_for_download(self, slot: Slot, request: Request,  # type: ignore[override]
+    def _wait_for_download(self, slot: Slot, request: Request,
                            queue_dfd: Deferred[Response]) -> Coroutine[Any, Any, None]:
         slot.transferring.add(request)  # now, not when the task starts (Scrapy's _download adds it again)
         return super()._wait_for_download(slot, request, queue_dfd)

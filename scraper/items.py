@@ -25,9 +25,9 @@ class BookItem:
     title: str
     category: str
     product_type: str
-    price_excl_tax: Decimal = money()
-    price_incl_tax: Decimal = money()
-    tax: Decimal = money()
+    price_excl_tax: Decimal = field(metadata=money())
+    price_incl_tax: Decimal = field(metadata=money())
+    tax: Decimal = field(metadata=money())
     currency: str  # ISO 4217, from the price's symbol
     availability: int  # the N in "In stock (N available)"; 0 when out of stock
     in_stock: bool
@@ -76,7 +76,7 @@ class ProductItem:
     url: str
     sku: str
     name: str
-    price: Decimal = money()
+    price: Decimal = field(metadata=money())
     currency: str  # ISO 4217, from the page's itemprop="priceCurrency"
     rating: int  # 0-5 stars
     reviews: int

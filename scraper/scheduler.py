@@ -139,7 +139,7 @@ class DelayedRequestsMixin:
             self.delay_store.push(request, due)
             self._waiting[delay_reason(request)] += 1
             self._count_pending()
-            self.crawler.stats.inc_value("scheduler/delayed")  # type: ignore[union-attr]
+            self.crawler.stats.inc_value("scheduler/delayed")
             self._arm()
             return True
         return super().enqueue_request(request)  # type: ignore[misc]
@@ -187,7 +187,7 @@ class DelayedRequestsMixin:
         meta = {k: v for k, v in request.meta.items() if k not in (DELAY_KEY, DELAY_REASON, VIA_SCHEDULER)}
         if not self._dqpush(request.replace(meta=meta)):  # type: ignore[attr-defined]
             return False
-        self.crawler.stats.inc_value("scheduler/delayed_persisted")  # type: ignore[union-attr]
+        self.crawler.stats.inc_value("scheduler/delayed_persisted")
         return True
 
     def _arm(self) -> None:
@@ -236,7 +236,7 @@ class DelayedRequestsMixin:
         stats.set_value("adaptive/pending", self._waiting["paced"])
 
 
-class DelayingScheduler(DelayedRequestsMixin, Scheduler):
+class DelayingScheduler(DelayedRequestsMixin, Scheduler):  # type: ignore[misc]  # (Scheduler's crawler is optional)
     """Scrapy's default scheduler plus delayed requests (``SCHEDULER`` setting).
 
     With ``REDIS_URL`` (or ``$SCRAPER_REDIS_URL``) set it builds the distributed

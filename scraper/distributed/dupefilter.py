@@ -59,6 +59,7 @@ class LeasingDupeFilter(RFPDupeFilter):
     def request_seen(self, request: Request) -> bool:
         if self.bloom is None:
             return super().request_seen(request)
+        assert self._bloom_script is not None
         return not self._bloom_script(keys=[self.key], args=self._offsets(request))
 
     def seen_check(self, request: Request) -> SeenCheck:
@@ -81,7 +82,7 @@ class LeasingDupeFilter(RFPDupeFilter):
     def log(self, request: Request, spider: Any = None) -> None:
         if self.debug:
             logger.debug("Filtered duplicate request: %s", request)
-        elif self.logdupes:
+        elif self.logdupes:  # type: ignore[has-type]  # (set by scrapy-redis's __init__)
             logger.debug("Filtered duplicate request %s - no more duplicates will be shown "
                          "(see DUPEFILTER_DEBUG to show all duplicates)", request)
             self.logdupes = False

@@ -211,6 +211,7 @@ class Frontier:
         """Queue a request (delayed until ``due``, epoch seconds, if given) unless ``seen`` says it
         was seen before, and ack the ``ack`` leases it follows up, in one atomic, retry-safe step.
         False: a duplicate (nothing queued, nothing acked)."""
+        score: float
         if due is None:
             target, score, member = "queue", -priority, payload
         else:
@@ -291,7 +292,8 @@ class Frontier:
         pipe.execute()
 
     def entries(self) -> dict[str, bytes]:
-        return {_text(key): value for key, value in self.server.hgetall(self.keys.commits).items()}
+        return {_text(key): value if isinstance(value, bytes) else value.encode()
+                for key, value in self.server.hgetall(self.keys.commits).items()}
 
     def claim(self, entry: str, seen: bytes, mine: bytes) -> bool:
         """Take over ``entry`` (still as ``seen``) by writing ``mine``; False if someone else did."""
@@ -299,14 +301,15 @@ class Frontier:
 
     def counts(self) -> Counts:
         pipe = self.server.pipeline(transaction=False)
-        pipe.zcard(self.keys.queue).zcard(self.keys.delayed).zcard(self.keys.leases)
+        for key in (self.keys.queue, self.keys.delayed, self.keys.leases):
+            pipe.zcard(key)
         pending, delayed, leased = pipe.execute()
         return Counts(pending, delayed, leased)
 
     def clear(self) -> None:
         self.server.delete(*self.keys.all(), self.keys.commits)
 
-    def _ack_into(self, pipe, leases: Sequence[str]) -> None:  # type: ignore[no-untyped-def]
+    def _ack_into(self, pipe, leases: Sequence[str]) -> None:
         if leases:
             pipe.zrem(self.keys.leases, *leases)
             pipe.hdel(self.keys.leased, *leases)

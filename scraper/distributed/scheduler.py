@@ -55,7 +55,7 @@ from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.http import Response
 from scrapy.settings import BaseSettings
-from scrapy.utils.asyncio import AsyncioLoopingCall, CallLaterResult, call_later, create_looping_call
+from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.defer import deferred_from_coro
 from scrapy_redis import picklecompat
 from scrapy_redis.queue import PriorityQueue
@@ -73,6 +73,7 @@ from scraper.pipelines import close_crawl
 from scraper.proxies import ROUTED_VIA
 from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER
 from scraper.secrets import mask_url, redact
+from scraper.timers import Repeating, every, stop
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class LeasingScheduler(RedisScheduler):
         self._empty_until = 0.0
         self._empty_streak = 0  # empty answers in a row: how long the next one is cached
         self._counts_cache: tuple[float, bool] = (float("-inf"), True)
-        self._loop: AsyncioLoopingCall | None = None
+        self._loop: Repeating | None = None
         self._checkpointing: asyncio.Future[None] | None = None
         self._last_checkpoint = time.monotonic()
         self._last_extend = time.monotonic()
@@ -173,8 +174,7 @@ class LeasingScheduler(RedisScheduler):
         logger.info("Redis frontier %s at %s: %s pending, %s delayed, %s leased; worker %s", namespace,
                     mask_url(self.url), counts.pending, counts.delayed, counts.leased, self.worker)
         self.crawler.signals.connect(self._response_received, signal=signals.response_received)
-        self._loop = create_looping_call(self._tick)
-        self._loop.start(min(self.lease_seconds / 3, self.checkpoint_interval, 1.0), now=False)
+        self._loop = every(min(self.lease_seconds / 3, self.checkpoint_interval, 1.0), self._tick, now=False)
 
     def _response_received(self, response: Response, request: Request) -> None:
         """From here on the request is the spider's: its lease is acked by a checkpoint, never
@@ -184,8 +184,7 @@ class LeasingScheduler(RedisScheduler):
         request.meta.pop(LEASE_KEY, None)
 
     def close(self, reason: str) -> Deferred[None]:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        stop(self._loop)
         if self._wake is not None:
             self._wake.cancel()
         return deferred_from_coro(self._close(reason))
@@ -272,12 +271,12 @@ class LeasingScheduler(RedisScheduler):
                 self._checkpoint_soon()  # nothing to do here now: ack promptly (no download to pause)
             return None
         self._empty_streak = 0
-        taken = self.prefetched.popleft()
-        request = self.codec.decode(taken.payload)
-        request.meta[LEASE_KEY] = taken.lease
+        lease = self.prefetched.popleft()
+        request = self.codec.decode(lease.payload)
+        request.meta[LEASE_KEY] = lease.lease
         request.meta[VIA_SCHEDULER] = True
         request.meta.pop(DELAY_KEY, None)
-        self.held[taken.lease] = request
+        self.held[lease.lease] = request
         self._stat("scheduler/dequeued/redis")
         return request
 
@@ -495,7 +494,8 @@ class LeasingScheduler(RedisScheduler):
         text = entry.decode("utf-8", "replace").strip()
         try:
             data = json.loads(text) if text.startswith("{") else {"url": text}
-            return Request(data["url"], meta=data.get("meta") or {}, dont_filter=False)
+            meta = data.get("meta")
+            return Request(data["url"], meta=meta if isinstance(meta, dict) else {}, dont_filter=False)
         except (ValueError, KeyError, TypeError) as exc:
             logger.warning("Ignored a malformed entry of %s: %r (%s)", self.start_urls_key, text[:200], exc)
             self._stat("redis/start_urls_malformed")

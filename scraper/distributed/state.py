@@ -84,8 +84,10 @@ def read_state(server: Redis, keys: Keys, alive_since: float) -> RunState:
     seen = server.scard(keys.dupefilter) if kind == "set" else int(kind != "none")
     frontier = keys.frontier
     pipe = server.pipeline(transaction=False)
-    pipe.zcard(frontier.queue).zcard(frontier.delayed).zcard(frontier.leases)
-    pipe.zcount(keys.workers, alive_since, "+inf").exists(keys.finished)
+    for key in (frontier.queue, frontier.delayed, frontier.leases):
+        pipe.zcard(key)
+    pipe.zcount(keys.workers, alive_since, "+inf")
+    pipe.exists(keys.finished)
     pending, delayed, leased, live, finished = pipe.execute()
     return RunState(seen, pending + delayed + leased, live, bool(finished))
 
@@ -94,7 +96,7 @@ def join_epoch(server: Redis, keys: Keys) -> bytes:
     """The run's epoch: this worker's new one if it is the first, else the one it joins."""
     server.set(keys.epoch, uuid.uuid4().hex, nx=True)
     epoch = server.get(keys.epoch)
-    assert epoch is not None
+    assert isinstance(epoch, bytes)
     return epoch
 
 

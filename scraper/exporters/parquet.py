@@ -33,13 +33,13 @@ class ParquetItemExporter(BaseItemExporter):
     def export_item(self, item: Any) -> None:
         if self._buffer is None:
             self._item_cls = type(item)
-            schema = arrow_schema(self._item_cls)
+            schema = arrow_schema(self._item_cls)  # type: ignore[arg-type]  # (a class is hashable)
             self._buffer = RowBuffer(schema)
             self._writer = pq.ParquetWriter(pa.PythonFile(self.file, mode="w"), schema,
                                             compression=self.compression)
         elif type(item) is not self._item_cls:
             raise SchemaError(type(item).__name__, "*", f"a Parquet feed holds one item type; this "
-                              f"one started with {self._item_cls.__name__}")
+                              f"one started with {getattr(self._item_cls, '__name__', '?')}")
         adapter = ItemAdapter(item)
         self._buffer.append(adapter.get(name) for name in self._buffer.schema.names)
         if self._buffer.rows >= ROW_GROUP_SIZE:

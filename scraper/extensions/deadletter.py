@@ -26,6 +26,7 @@ from scrapy.exceptions import NotConfigured
 
 from scraper import signals as our_signals
 from scraper.config import get_bool
+from scraper.crawling import spider_of
 from scraper.output import side_location
 from scraper.parquet.dataset import resolve_uri
 from scraper.secrets import mask_url
@@ -56,7 +57,7 @@ class DeadLetterExtension:
         return side_location(self.crawler, self.uri_template, "_deadletter")
 
     def record(self, record: dict[str, Any]) -> None:
-        line = {"time": datetime.now(UTC).isoformat(), "spider": self.crawler.spider.name,
+        line = {"time": datetime.now(UTC).isoformat(), "spider": spider_of(self.crawler).name,
                 **record}
         data = (json.dumps(line, ensure_ascii=False, default=str) + "\n").encode()
         self.count += 1

@@ -24,6 +24,7 @@ from spidermon.results.monitor import MonitorResult
 from spidermon.runners import MonitorRunner
 
 from scraper.config import InvalidSetting, get_bool, get_float
+from scraper.crawling import spider_of
 from scraper.monitors import COVERAGE
 from scraper.parquet.schema import arrow_schema
 
@@ -95,7 +96,7 @@ class Monitoring:
         rules = self._coverage()
         data = {"stats": stats.get_stats(), "crawler": self.crawler, "spider": self.crawler.spider,
                 "stats_history": getattr(self.crawler.spider, "stats_history", []), "job": None,
-                "sc_spider_name": self.crawler.spider.name, "field_coverage_rules": rules}
+                "sc_spider_name": spider_of(self.crawler).name, "field_coverage_rules": rules}
         failures: list[str] = []
         checks = 0
         for suite in self.suites:

@@ -18,11 +18,11 @@ from typing import Any
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
-from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 
 from scraper.config import get_float
 from scraper.secrets import mask_url
 from scraper.spiders import ANNOUNCED_ITEMS
+from scraper.timers import Repeating, every, stop
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ProgressLog:
         self.interval = interval
         self.multiplier = 60.0 / interval
         self._previous = {"pages": 0, "items": 0, "429": 0, "responses": 0}
-        self._loop: AsyncioLoopingCall | None = None
+        self._loop: Repeating | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ProgressLog:
@@ -48,8 +48,7 @@ class ProgressLog:
         return ext
 
     def spider_opened(self) -> None:
-        self._loop = create_looping_call(self.log)
-        self._loop.start(self.interval)
+        self._loop = every(self.interval, self.log)
 
     def log(self) -> None:
         stats = self._stats()
@@ -74,8 +73,7 @@ class ProgressLog:
                     pages, rates[0], items, rates[1], "; ".join(parts))
 
     def spider_closed(self, reason: str) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        stop(self._loop)
         stats = self._stats()
         collector = self.crawler.stats
         assert collector is not None

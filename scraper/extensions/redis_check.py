@@ -14,6 +14,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
 from scraper.config import get_bool
+from scraper.crawling import spider_of
 from scraper.distributed.connection import connect, redis_url
 from scraper.distributed.scheduler import alive_window
 from scraper.distributed.state import (
@@ -37,7 +38,7 @@ class RedisCheck:
         url = redis_url(settings)
         if not url:
             raise NotConfigured  # distributed mode is off: nothing to check (and nothing to warn about)
-        spider = crawler.spider
+        spider = spider_of(crawler)
         keys = Keys(namespace(settings.get("REDIS_KEY_PREFIX", DEFAULT_PREFIX), spider.name, vars(spider)))
         server = connect(url, settings)  # raises RedisUnavailable
         try:

@@ -27,12 +27,13 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.settings import BaseSettings, overridden_settings
-from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 
 from scraper.config import get_bool, get_float, get_int
+from scraper.crawling import spider_of
 from scraper.output import join_uri, side_location
 from scraper.parquet.dataset import resolve_uri
 from scraper.secrets import SECRET_NAME, mask_url
+from scraper.timers import Repeating, every, stop
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class RunReport:
         self.max_samples = 2 * samples
         self.samples = Samples()
         self._started = time.monotonic()
-        self._loop: AsyncioLoopingCall | None = None
+        self._loop: Repeating | None = None
         self._ticks = 0
         self._every = 1  # sample every this many ticks (doubles with each halving)
 
@@ -92,8 +93,7 @@ class RunReport:
 
     def spider_opened(self) -> None:
         self._started = time.monotonic()
-        self._loop = create_looping_call(self._tick)
-        self._loop.start(self.interval)
+        self._loop = every(self.interval, self._tick)
 
     def _tick(self) -> None:
         self._ticks += 1
@@ -105,7 +105,7 @@ class RunReport:
             self._every *= 2
 
     def sample(self) -> None:
-        stats = self.crawler.stats.get_stats()  # type: ignore[union-attr]
+        stats = self.crawler.stats.get_stats()
         s = self.samples
         index = len(s.times)
         s.times.append(time.monotonic() - self._started)
@@ -122,13 +122,12 @@ class RunReport:
             slots = {}
         for key, slot in slots.items():
             for table, value in ((s.concurrency, slot.concurrency), (s.in_flight, len(slot.transferring))):
-                series = table[key]
-                series.extend([float("nan")] * (index - len(series)))
-                series.append(value)
+                line = table[key]
+                line.extend([float("nan")] * (index - len(line)))
+                line.append(value)
 
     def spider_closed(self, reason: str) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        stop(self._loop)
         self.sample()
         try:
             location = side_location(self.crawler, self.uri_template, "_report")
@@ -143,7 +142,7 @@ class RunReport:
         logger.info("Run report: %s", join_uri(location, "report.html"))
 
     def render(self, reason: str) -> str:
-        stats = self.crawler.stats.get_stats()  # type: ignore[union-attr]
+        stats = self.crawler.stats.get_stats()
         outputs = [str(v) for k, v in stats.items() if k.startswith("parquet/dataset/")]
         outputs += [f"feed {mask_url(str(uri))}" for uri in self.crawler.settings.getdict("FEEDS")]
         arguments = stats.get("spider/arguments") or {}
@@ -162,7 +161,7 @@ class RunReport:
                 ("monitor checks failed", f"{stats.get('monitors/failed', 0)} of {stats.get('monitors/checks', 0)}")]
         charts = "".join(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{png}"></figure>'
                          for title, png in self._charts())  # (each chart carries its title)
-        name = html.escape(self.crawler.spider.name)
+        name = html.escape(spider_of(self.crawler).name)
         return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Run report: {name}</title>"
                 "<style>body{font-family:sans-serif;margin:2em;max-width:60em}th{text-align:left;padding-right:1em;"
                 "vertical-align:top}td{word-break:break-all}img{max-width:100%}</style></head>"

@@ -54,7 +54,6 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
                         help="what a banned client gets: 403, or a 200 captcha page")
     parser.add_argument("--robots-disallow", default="",
                         help='robots.txt "Disallow:" for every user agent ("/" = the whole site)')
-    return parser
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,6 +14,7 @@ import base64
 import binascii
 import signal
 import sys
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         task = asyncio.ensure_future(serve(ForwardProxy(args.source, args.auth), args.host, args.port, ready))
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
-        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        first: set[asyncio.Future[Any]] = {task, ready}
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
         if ready.done():
             print(f"Forward proxy at {ready.result()}", flush=True)
         try:

@@ -215,7 +215,7 @@ class QuotesSite:
     """Maps ``api/quotes?page=N`` to the API's JSON (a :class:`~scraper.localsite.server.Site`)."""
 
     content_type = "application/json"
-    charset = "utf-8"
+    charset: str | None = "utf-8"
 
     def __init__(self, catalog: QuoteCatalog) -> None:
         self.catalog = catalog

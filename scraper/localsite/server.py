@@ -48,7 +48,7 @@ class BooksSite:
     """Maps a path to ``(status, body)`` for one catalogue. No HTTP, no faults."""
 
     content_type = _HTML
-    charset = None  # like the real site: no charset in the header, the page's <meta> declares it
+    charset: str | None = None  # like the real site: no charset in the header, the page's <meta> declares it
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -101,6 +101,8 @@ ARRIVALS_KEPT = 200  # requests whose arrival is recorded (see FaultyServer.arri
 class FaultyServer:
     """Serves a :class:`Site` through the configured faults, counting every request."""
 
+    plan: FaultPlan
+
     def __init__(self, site: Site, config: FaultConfig) -> None:
         self.site = site
         self.requests: Counter[str] = Counter()
@@ -149,7 +151,7 @@ class FaultyServer:
             self.arrivals.append((self.in_flight, self.answered))
         try:
             if client in self.config.ban_clients:
-                response = _ban_page(self.config.ban_page)
+                response: web.StreamResponse = _ban_page(self.config.ban_page)
             else:
                 response = await self._respond(path, request)
         finally:

@@ -19,7 +19,7 @@ from scraper.localsite.__main__ import add_server_args, fault_config, run_site
 class StaticSite:
     """Maps a path to ``(status, body)`` from files under ``root``."""
 
-    charset = "utf-8"
+    charset: str | None = "utf-8"
 
     def __init__(self, root: Path, origin: str = "") -> None:
         self.root = root.resolve()

@@ -19,7 +19,6 @@ from scrapy import Request, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
-from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 
 from scraper import signals as our_signals
 from scraper.backoff import RATE_LIMIT_CODES, is_rate_limit
@@ -28,6 +27,7 @@ from scraper.config import InvalidSetting, get_bool, get_float, get_int, get_sta
 from scraper.middlewares.retry import RATELIMIT_TIMES_KEY
 from scraper.proxies import ROUTED_VIA
 from scraper.scheduler import send_back, via_scheduler
+from scraper.timers import Repeating, every, stop
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def is_retry(request: Request) -> bool:
 
 def controller_config(crawler: Crawler) -> ControllerConfig:
     s = crawler.settings
-    config = dict(
+    config: dict[str, Any] = dict(
         min_concurrency=get_int(s, "ADAPTIVE_MIN_CONCURRENCY", 1, minimum=1),
         max_concurrency=get_int(s, "ADAPTIVE_MAX_CONCURRENCY", 32, minimum=1),
         start=get_int(s, "ADAPTIVE_START_CONCURRENCY", 2, minimum=1),
@@ -83,7 +83,7 @@ class AdaptiveConcurrencyMiddleware:
         # read when the slot is created; the slot's delay is then set to 0: pacing here honours it
         self._slot_delays: dict[str, tuple[float, float]] = {}
         self._answered: set[int] = set()  # ids of requests that got a response
-        self._loop: AsyncioLoopingCall | None = None
+        self._loop: Repeating | None = None
         self._last_log = self._last_publish = time.monotonic()
 
     @classmethod
@@ -105,12 +105,10 @@ class AdaptiveConcurrencyMiddleware:
         return mw
 
     def spider_opened(self) -> None:
-        self._loop = create_looping_call(self.tick)
-        self._loop.start(self.config.window / TICKS_PER_WINDOW, now=False)
+        self._loop = every(self.config.window / TICKS_PER_WINDOW, self.tick, now=False)
 
     def spider_closed(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        stop(self._loop)
         self._publish()
 
     # act: pacing --------------------------------------------------------------------------------

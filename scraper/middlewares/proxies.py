@@ -38,7 +38,7 @@ from scrapy import Request, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
-from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call, sleep
+from scrapy.utils.asyncio import sleep
 from scrapy.utils.misc import load_object
 
 from scraper import signals as our_signals
@@ -56,6 +56,7 @@ from scraper.proxies.pool import (
 )
 from scraper.proxies.sources import ProxySources, split_list
 from scraper.scheduler import send_back, via_scheduler
+from scraper.timers import Repeating, every, stop
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class RotatingProxyMiddleware:
         self.fallback_direct = fallback_direct
         self.log_interval = log_interval
         self.check_interval = check_interval
-        self._loop: AsyncioLoopingCall | None = None
+        self._loop: Repeating | None = None
         self._last_summary = time.monotonic()
         self._last_wait_log = 0.0
 
@@ -123,13 +124,11 @@ class RotatingProxyMiddleware:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def spider_opened(self) -> None:
-        self._loop = create_looping_call(self.tick)
-        self._loop.start(self.check_interval, now=False)
+        self._loop = every(self.check_interval, self.tick, now=False)
         self._publish()
 
     def spider_closed(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        stop(self._loop)
         self._publish()
         self._log_summary()
 

@@ -44,6 +44,7 @@ from scrapy.utils.misc import load_object
 from scraper import signals as our_signals
 from scraper.backoff import JITTERS, BackoffPolicy, SiteBackoff, is_rate_limit, parse_retry_after
 from scraper.config import InvalidSetting, get_bool, get_choice, get_float, get_int, get_status_codes
+from scraper.crawling import spider_of
 from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER, DelayedRequestsMixin
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ class BackoffRetryMiddleware:
         return self._retry_error(request, exception, None)
 
     def _retry_error(self, request: Request, reason: str | Exception, status: int | None) -> Request | None:
-        retried = get_retry_request(request, spider=self.crawler.spider, reason=reason,
+        retried = get_retry_request(request, spider=spider_of(self.crawler), reason=reason,
                                     max_retry_times=self._error_budget(request))
         if retried is None:
             self._give_up(request, reason, status, budget="error")
@@ -169,7 +170,7 @@ class BackoffRetryMiddleware:
         # Count against the rate-limit budget with Scrapy's helper, keeping the error count intact.
         probe = request.replace(meta={**request.meta, "retry_times": request.meta.get(RATELIMIT_TIMES_KEY, 0)})
         limit = request.meta.get("max_ratelimit_retry_times", self.ratelimit_times)
-        retried = get_retry_request(probe, spider=self.crawler.spider, reason=reason, max_retry_times=limit)
+        retried = get_retry_request(probe, spider=spider_of(self.crawler), reason=reason, max_retry_times=limit)
         if retried is None:
             self._give_up(request, reason, response.status, budget="ratelimit")
             return None

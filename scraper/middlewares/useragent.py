@@ -86,7 +86,7 @@ class RotatingUserAgentMiddleware(RandomUserAgentMiddleware):
         raise InvalidSetting("FAKEUSERAGENT_PROVIDERS", paths,
                              "at least one provider that loads (" + "; ".join(errors) + ")")
 
-    def process_request(self, request: Request) -> None:  # type: ignore[override]
+    def process_request(self, request: Request) -> None:
         meta = request.meta
         if meta.get("dont_rotate_user_agent"):
             return None
@@ -97,13 +97,14 @@ class RotatingUserAgentMiddleware(RandomUserAgentMiddleware):
         previous = meta.get(ROTATED_KEY)
         retried = previous is not None and previous[0] < attempt
         old = request.headers.get(b"User-Agent")
+        agent: str | None
         if key is None:
             agent = self._draw(avoid=old.decode() if retried and old else None)
         else:
             agent = self._by_key.get(key)
             # A retry through the same sticky identity renews it (a retry through a new proxy
             # already has a new identity).
-            renew = agent is not None and retried and previous[1] == key
+            renew = agent is not None and retried and previous is not None and previous[1] == key
             if agent is None or renew:
                 if renew:
                     self._stats_inc("useragent/renewed")

@@ -26,7 +26,7 @@ def parse_series(title: str) -> tuple[str | None, float | None]:
 
 def normalize_book(record: dict[str, Any]) -> dict[str, Any]:
     """The normalised fields of a book record (text cleaned, derived fields added)."""
-    out = {name: normalize_text(record[name]) for name in TEXT_FIELDS}
+    out: dict[str, Any] = {name: normalize_text(record[name]) for name in TEXT_FIELDS}
     merged = {**record, **out}
     series, number = parse_series(out["title"])
     out["title_normalized"] = fold(out["title"])

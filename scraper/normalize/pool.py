@@ -404,9 +404,10 @@ class BatchNormalizer:
     def _dispatch(self, batch: _Batch) -> None:
         """Hand ``batch`` to the worker with the fewest batches; fail it if there is none."""
         if not batch.payload:
-            batch = self._encode(batch)
-            if batch is None:
+            encoded = self._encode(batch)
+            if encoded is None:
                 return
+            batch = encoded
         if not self._workers:
             self._fail(batch, self.unusable or "no normalisation worker is running")
             return
@@ -538,7 +539,7 @@ class BatchNormalizer:
 
     def _spawn(self) -> None:
         assert self._loop is not None
-        context = multiprocessing.get_context(self.mp_context)
+        context: Any = multiprocessing.get_context(self.mp_context)  # (typeshed's BaseContext has no Process)
         command_reader, command_writer = context.Pipe(duplex=False)
         result_reader, result_writer = context.Pipe(duplex=False)
         process = context.Process(target=worker_main, name="normalize-worker",

@@ -8,10 +8,12 @@ translator (so ``::text`` and ``::attr()`` mean what they mean in Scrapy) and co
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from lxml import etree
 from parsel.csstranslator import css2xpath
 
-Node = etree._Element
+Node: TypeAlias = etree._Element
 
 
 def parse_html(text: str) -> Node:

@@ -6,7 +6,7 @@ precedence over the settings."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -15,7 +15,7 @@ import pyarrow.fs as pafs
 CONNECT_TIMEOUT = 5.0  # s
 REQUEST_TIMEOUT = 30.0  # s
 ATTEMPTS = 3  # per call, first included
-QUERY_OPTIONS = {"endpoint_override": str, "scheme": str, "region": str,
+QUERY_OPTIONS: dict[str, Callable[[str], Any]] = {"endpoint_override": str, "scheme": str, "region": str,
                  "allow_bucket_creation": lambda v: v.lower() == "true",
                  "allow_bucket_deletion": lambda v: v.lower() == "true"}
 

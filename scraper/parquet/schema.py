@@ -47,9 +47,10 @@ def arrow(data_type: pa.DataType) -> dict[str, pa.DataType]:
     return {ARROW_TYPE: data_type}
 
 
-def money(precision: int = 12, scale: int = 2) -> Any:
-    """A required exact-decimal money field (``Decimal``, stored as decimal128)."""
-    return dataclasses.field(metadata=arrow(pa.decimal128(precision, scale)))
+def money(precision: int = 12, scale: int = 2) -> dict[str, pa.DataType]:
+    """Field metadata of an exact-decimal money field (``Decimal``, stored as decimal128):
+    ``price: Decimal = field(metadata=money())``."""
+    return arrow(pa.decimal128(precision, scale))
 
 
 @cache

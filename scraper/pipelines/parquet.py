@@ -34,16 +34,17 @@ from itemadapter import ItemAdapter
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem, NotConfigured
-from scrapy.utils.asyncio import AsyncioLoopingCall, create_looping_call
 
 from scraper import signals as our_signals
 from scraper.config import InvalidSetting, get_bool, get_choice, get_float, get_int
+from scraper.crawling import spider_of
 from scraper.outcome import Thresholds, judge
 from scraper.output import crawl_time, format_uri, item_type_name, parquet_template, resumed
 from scraper.parquet.dataset import DatasetWriter, PartWriteError, probe, publish, resolve_uri
 from scraper.parquet.schema import SchemaError, arrow_schema
 from scraper.pipelines import close_crawl
 from scraper.secrets import mask_url, redact
+from scraper.timers import Repeating, every, stop
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +65,9 @@ class ParquetPipeline:
         self.rollover_seconds = rollover_seconds
         self.compact = compact
         self._dirty_since: dict[type, float] = {}  # item type -> when its oldest unpublished row arrived
-        self._rollover: AsyncioLoopingCall | None = None
+        self._rollover: Repeating | None = None
         self._rolling: asyncio.Future[None] | None = None
-        self.writer_options = dict(row_group_size=row_group_size, compression=compression,
+        self.writer_options: dict[str, Any] = dict(row_group_size=row_group_size, compression=compression,
                                    part_max_rows=part_max_rows, part_max_bytes=part_max_bytes)
         self.writers: dict[type, DatasetWriter] = {}
         self._locations: dict[str, type] = {}
@@ -108,8 +109,7 @@ class ParquetPipeline:
             raise InvalidSetting("PARQUET_URI", mask_url(self.uri),
                                  f"a path or URI whose placeholders are known ({exc})") from None
         if self.rollover_seconds:
-            self._rollover = create_looping_call(self._roll_over_soon)
-            self._rollover.start(min(max(self.rollover_seconds / 4, 0.05), 5.0), now=False)
+            self._rollover = every(min(max(self.rollover_seconds / 4, 0.05), 5.0), self._roll_over_soon, now=False)
 
     def _roll_over_soon(self) -> None:
         if self._rolling is None or self._rolling.done():
@@ -165,8 +165,7 @@ class ParquetPipeline:
         return item
 
     async def close_spider(self) -> None:
-        if self._rollover is not None and self._rollover.running:
-            self._rollover.stop()
+        stop(self._rollover)
         if self._rolling is not None:
             await self._rolling
         loop = asyncio.get_running_loop()
@@ -229,7 +228,7 @@ class ParquetPipeline:
         for item_cls, writer in self.writers.items():
             try:
                 writer.finish(complete=outcome.complete, extra={
-                    "finish_reason": reason, "exit_code": outcome.code, "spider": self.crawler.spider.name,
+                    "finish_reason": reason, "exit_code": outcome.code, "spider": spider_of(self.crawler).name,
                     "item_type": item_type_name(item_cls), "rows_lost": final.get("parquet/lost_rows", 0),
                     "dead_lettered": outcome.dead_letters, "malformed": final.get("pages/malformed", 0),
                     "stats": final,
