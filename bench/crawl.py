@@ -70,7 +70,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from bench.common import alternate, report
-from scraper.localsite.process import LocalSite
+from localsite.process import LocalSite
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 2**20

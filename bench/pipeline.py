@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 
 from bench.common import alternate_runs, medians, report
-from scraper.localsite.catalog import Catalog
+from localsite.catalog import Catalog
 from scraper.normalize.pool import BatchNormalizer
 
 FUNCTION = "scraper.normalize.books.normalize_book"

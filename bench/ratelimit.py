@@ -38,7 +38,7 @@ import pyarrow.dataset as ds
 from bench.common import alternate_runs, report
 from bench.crawl import STOCK as SCRAPY_DEFAULTS
 from bench.crawl import scrapy_argv
-from scraper.localsite.process import LocalSite
+from localsite.process import LocalSite
 
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP = 5  # seconds excluded from steady-state figures

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.common import alternate, report
-from scraper.localsite.process import LocalSite
+from localsite.process import LocalSite
 from tests.helpers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent

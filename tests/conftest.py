@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from scraper.localsite.process import LocalSite
+from localsite.process import LocalSite
 from tests.helpers import RedisServer
 
 

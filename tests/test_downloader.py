@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scraper.localsite.process import LocalSite
+from localsite.process import LocalSite
 from tests.helpers import run_crawl
 
 FIXED = ["-s", "ADAPTIVE_CONCURRENCY_ENABLED=False", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2"]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
+from localsite.process import LocalQuotesSite
 from scraper.commands.genspider import start_url as genspider_start_url
-from scraper.localsite.process import LocalQuotesSite
 from tests.helpers import ROOT
 
 # Step 1 of docs/add-a-spider.md, for this test: a page module with the parse_page the template calls.

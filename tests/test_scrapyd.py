@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 import scrapyd as scrapyd_installed  # noqa: F401 - the server the tests start
 
-from scraper.localsite.process import LocalSite
+from localsite.process import LocalSite
 from tests.helpers import ROOT, wait_for
 
 # scrapyd and scrapyd-client come from requirements-test.txt (make install-test): a missing one fails

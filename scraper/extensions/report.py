@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.util
 import io
 import logging
 import time
@@ -28,7 +29,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.settings import BaseSettings, overridden_settings
 
-from scraper.config import get_bool, get_float, get_int
+from scraper.config import InvalidSetting, get_bool, get_float, get_int
 from scraper.crawling import spider_of
 from scraper.output import join_uri, side_location
 from scraper.parquet.dataset import resolve_uri
@@ -84,6 +85,9 @@ class RunReport:
         settings = crawler.settings
         if not get_bool(settings, "RUN_REPORT_ENABLED", False):
             raise NotConfigured
+        if importlib.util.find_spec("matplotlib") is None:  # an optional extra: fail the start, not the report
+            raise InvalidSetting("RUN_REPORT_ENABLED", True, "matplotlib installed for the report's charts "
+                                 "(pip install -r requirements-report.txt)")
         report = cls(crawler, get_float(settings, "RUN_REPORT_INTERVAL", DEFAULT_INTERVAL, minimum=0.01),
                      (settings.get("RUN_REPORT_URI") or "").strip(),
                      get_int(settings, "RUN_REPORT_SAMPLES", DEFAULT_SAMPLES, minimum=10))

@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
+from localsite.process import LocalSite
 from scraper import outcome
-from scraper.localsite.process import LocalSite
 from tests.helpers import run_crawl, start_crawl, wait_for
 
 NO_TRACEBACKS = ("Traceback", "never retrieved")

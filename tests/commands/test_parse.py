@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from scraper.localsite.process import LocalSite
+from localsite.process import LocalSite
 from tests.helpers import ROOT
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
+from localsite.process import LocalSite
 from scraper import outcome
-from scraper.localsite.process import LocalSite
 from tests.helpers import ROOT, run_crawl, stat
 
 BOOKS = 200

@@ -16,8 +16,8 @@ import pyarrow.fs as pafs
 import pytest
 import redis
 
+from localsite.process import LocalSite
 from scraper.distributed.frontier import Frontier, FrontierKeys
-from scraper.localsite.process import LocalSite
 from scraper.parquet.dataset import DatasetWriter
 from scraper.parquet.schema import arrow_schema
 from tests.helpers import RedisServer, crawl_argv, run_crawl, stat, wait_for

@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow.dataset as ds
 from redis import Redis
 
+from localsite.process import LocalSite
 from scraper import outcome
-from scraper.localsite.process import LocalSite
 from tests.distributed.test_redis_crawl import FAST_LEASES, start_worker
 from tests.helpers import ROOT, RedisServer, run_crawl, wait_for
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from scraper.localsite.process import LocalSite
+from localsite.process import LocalSite
 from tests.helpers import run_crawl
 
 

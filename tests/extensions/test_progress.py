@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from logparser import parse
 
+from localsite.process import LocalSite
 from scraper.extensions.progress import duration
-from scraper.localsite.process import LocalSite
 from tests.helpers import TOLERATE_BAD_PAGES, run_crawl
 
 LINE = re.compile(r"Crawled (\d+) pages \(at \d+ pages/min\), scraped (\d+) items \(at \d+ items/min\); "

@@ -10,8 +10,8 @@ from pathlib import Path
 import scrapy
 from scrapy.utils.test import get_crawler
 
+from localsite.process import LocalSite
 from scraper.extensions.report import RunReport, Samples
-from scraper.localsite.process import LocalSite
 from tests.helpers import run_crawl
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import time
 
-from scraper.localsite.catalog import Catalog, slugify
-from scraper.localsite.server import BooksSite
+from localsite.catalog import Catalog, slugify
+from localsite.server import BooksSite
 
 
 def test_deterministic_from_seed() -> None:

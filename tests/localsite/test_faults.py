@@ -4,7 +4,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from scraper.localsite.faults import FaultConfig, FaultPlan, TokenBucket, retry_after_value
+from localsite.faults import FaultConfig, FaultPlan, TokenBucket, retry_after_value
 
 
 class FakeClock:

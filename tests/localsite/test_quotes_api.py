@@ -8,8 +8,8 @@ import urllib.request
 
 import pytest
 
-from scraper.localsite.process import LocalQuotesSite
-from scraper.localsite.quotes import QUOTES_PER_PAGE, QuoteCatalog
+from localsite.process import LocalQuotesSite
+from localsite.quotes import QUOTES_PER_PAGE, QuoteCatalog
 
 
 def fetch(url: str) -> tuple[int, str, dict | str]:

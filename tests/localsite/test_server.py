@@ -10,8 +10,8 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from scraper.localsite.faults import unit_hash
-from scraper.localsite.process import LocalSite
+from localsite.faults import unit_hash
+from localsite.process import LocalSite
 
 
 def fetch(url: str) -> tuple[int, dict[str, str], bytes]:

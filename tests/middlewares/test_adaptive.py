@@ -7,8 +7,8 @@ from scrapy import Request, Spider
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.test import get_crawler
 
+from localsite.process import LocalSite
 from scraper.config import InvalidSetting
-from scraper.localsite.process import LocalSite
 from scraper.middlewares.adaptive import AdaptiveConcurrencyMiddleware
 from tests.helpers import run_crawl, stat
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from scraper.localsite.process import LocalProxy, LocalSite
+from localsite.process import LocalProxy, LocalSite
 from tests.helpers import run_crawl, start_crawl, stat, wait_for
 
 PASSWORD = "pr0xy-s3cret-pw"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
+from localsite.process import LocalSite
 from scraper import outcome
-from scraper.localsite.process import LocalSite
 from tests.helpers import run_crawl, start_crawl, stat, wait_for
 
 

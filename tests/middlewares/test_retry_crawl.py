@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from localsite.faults import unit_hash
+from localsite.process import LocalSite
 from scraper import outcome
-from scraper.localsite.faults import unit_hash
-from scraper.localsite.process import LocalSite
 from tests.helpers import run_crawl, start_crawl, stat, wait_for
 
 FAST = ["-s", "RETRY_BACKOFF_BASE=0.1", "-s", "RETRY_BACKOFF_MAX=1"]

@@ -9,9 +9,9 @@ from scrapy import Request, Spider
 from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
 
+from localsite.process import LocalSite
 from scraper import settings as project_settings
 from scraper.config import InvalidSetting
-from scraper.localsite.process import LocalSite
 from scraper.middlewares.useragent import RotatingUserAgentMiddleware
 from scraper.proxies import ROUTED_VIA
 from scraper.useragents import BrowserUserAgentProvider

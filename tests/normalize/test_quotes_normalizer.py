@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scraper.localsite.quotes import QuoteCatalog
+from localsite.quotes import QuoteCatalog
 from scraper.normalize.quotes import collapse, normalize_quote, normalize_tags, strip_quote_marks
 
 NOW = datetime(2026, 1, 2, tzinfo=UTC)

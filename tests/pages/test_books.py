@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from scraper.localsite.catalog import Catalog
-from scraper.localsite.render import listing_page, product_page
+from localsite.catalog import Catalog
+from localsite.render import listing_page, product_page
 from scraper.normalize.books import DERIVED_FIELDS
 from scraper.pages.books import clean, parse_book, parse_listing, parse_money
 from scraper.pages.errors import PageParseError

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from localsite.quotes import QuoteCatalog, QuotesSite
 from scraper.items import QuoteItem
-from scraper.localsite.quotes import QuoteCatalog, QuotesSite
 from scraper.pages.errors import PageParseError
 from scraper.pages.quotes import page_number, parse_page, raw_name, with_page
 

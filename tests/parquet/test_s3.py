@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
-from scraper.localsite.process import LocalSite
+from localsite.process import LocalSite
 from tests.helpers import run_crawl
 
 SECRET = "topsecret-s3-password"

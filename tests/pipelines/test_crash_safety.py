@@ -15,8 +15,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from localsite.process import LocalSite
 from scraper import outcome
-from scraper.localsite.process import LocalSite
 from tests.helpers import run_crawl, start_crawl, stat, wait_for
 
 SLOW = ["-s", "PARQUET_ROW_GROUP_SIZE=20", "-s", "PARQUET_PART_MAX_ROWS=40", "-s", "CONCURRENT_REQUESTS=4",

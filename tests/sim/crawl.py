@@ -17,9 +17,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from localsite.faults import FaultConfig, FaultPlan, TokenBucket
 from scraper.backoff import BackoffPolicy
 from scraper.concurrency import ControllerConfig, SlotController
-from scraper.localsite.faults import FaultConfig, FaultPlan, TokenBucket
 
 STEP = 0.001
 

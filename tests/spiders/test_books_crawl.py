@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from localsite.faults import is_malformed
+from localsite.process import LocalSite
 from scraper.items import BookItem
-from scraper.localsite.faults import is_malformed
-from scraper.localsite.process import LocalSite
 from scraper.normalize.books import normalize_book
 from scraper.parquet.schema import arrow_schema
 from tests.helpers import TOLERATE_BAD_PAGES, CrawlResult, run_crawl, stat

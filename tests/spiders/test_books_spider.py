@@ -5,8 +5,8 @@ from __future__ import annotations
 from scrapy import Request
 from scrapy.http import HtmlResponse
 
-from scraper.localsite.catalog import Catalog
-from scraper.localsite.server import BooksSite
+from localsite.catalog import Catalog
+from localsite.server import BooksSite
 from scraper.spiders.books import SCHEDULED_BY_FIRST, BooksSpider
 
 BASE = "http://127.0.0.1:8000/"

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from localsite.faults import is_malformed
+from localsite.process import LocalQuotesSite
+from localsite.quotes import QuoteCatalog, QuotesSite
 from scraper.items import QuoteItem
-from scraper.localsite.faults import is_malformed
-from scraper.localsite.process import LocalQuotesSite
-from scraper.localsite.quotes import QuoteCatalog, QuotesSite
 from scraper.normalize.quotes import CONTENT_FIELDS
 from scraper.normalize.text import content_hash
 from scraper.parquet.schema import arrow_schema

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scraper.localsite.process import StaticSite
+from localsite.process import StaticSite
 from tests.helpers import TOLERATE_BAD_PAGES, run_crawl, stat
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shop"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
-from scraper.localsite.process import LocalSite
+from localsite.process import LocalSite
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -76,7 +76,7 @@ class LocalProxy(ServerProcess):
         self.auth = auth
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "scraper.localsite.proxy",
+        return [sys.executable, "-m", "localsite.proxy",
                 *knob_args({"source": self.source, "auth": self.auth})]
 
     def proxy_url(self) -> str:
@@ -121,7 +121,7 @@ class LocalSite(SiteProcess):
         return Catalog(self.books, self.seed)
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "scraper.localsite", "--books", str(self.books),
+        return [sys.executable, "-m", "localsite", "--books", str(self.books),
                 "--seed", str(self.seed), *knob_args(self.knobs)]
 
 
@@ -144,13 +144,13 @@ class LocalQuotesSite(SiteProcess):
         return page_url(self.url, 1)
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "scraper.localsite.quotes", "--quotes", str(self.quotes),
+        return [sys.executable, "-m", "localsite.quotes", "--quotes", str(self.quotes),
                 "--seed", str(self.seed), *knob_args(self.knobs)]
 
 
 class StaticSite(SiteProcess):
     """``with StaticSite("tests/fixtures/shop") as site: site.url``: saved pages served from a directory
-    (``python -m scraper.localsite.static``). Knobs are the same CLI flags as :class:`LocalSite`'s."""
+    (``python -m localsite.static``). Knobs are the same CLI flags as :class:`LocalSite`'s."""
 
     def __init__(self, directory: str | Path, origin: str = "", host: str = "127.0.0.1", **knobs: Any) -> None:
         super().__init__()
@@ -158,4 +158,4 @@ class StaticSite(SiteProcess):
         self.knobs = {"origin": origin or None, "host": host, **knobs}
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "scraper.localsite.static", str(self.directory), *knob_args(self.knobs)]
+        return [sys.executable, "-m", "localsite.static", str(self.directory), *knob_args(self.knobs)]

@@ -1,4 +1,4 @@
-"""``python -m scraper.localsite``: serve the local books site and print its URL."""
+"""``python -m localsite``: serve the local books site and print its URL."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .server import BooksSite, Site, serve_site
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m scraper.localsite", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m localsite", description=__doc__)
     parser.add_argument("--books", type=int, default=1000, help="catalogue size (default 1000)")
     add_server_args(parser)
     return parser
@@ -83,7 +83,7 @@ def fault_config(args: argparse.Namespace) -> FaultConfig:
 def run_site(site: Site, config: FaultConfig, title: str, host: str, port: int,
              on_ready: Callable[[str], None] | None = None) -> None:
     """Serve until SIGINT/SIGTERM; the first line printed is ``<title> at <url>`` (what
-    :class:`~scraper.localsite.process.ServerProcess` waits for); ``on_ready`` gets the URL first."""
+    :class:`~localsite.process.ServerProcess` waits for); ``on_ready`` gets the URL first."""
 
     async def run() -> None:
         loop = asyncio.get_running_loop()

@@ -1,4 +1,4 @@
-"""``python -m scraper.localsite.proxy``: a small HTTP forward proxy for tests, demos and benchmarks.
+"""``python -m localsite.proxy``: a small HTTP forward proxy for tests, demos and benchmarks.
 
 It forwards absolute-form requests (``GET http://host/path``), optionally requires Basic
 ``Proxy-Authorization``, and connects out *from* a chosen loopback address (``--source 127.0.0.3``)
@@ -86,7 +86,7 @@ async def serve(proxy: ForwardProxy, host: str, port: int, ready: asyncio.Future
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m scraper.localsite.proxy", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m localsite.proxy", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--source", default=None, help="local address to connect out from")

@@ -1,4 +1,4 @@
-"""``python -m scraper.localsite.quotes``: a local, deterministic copy of quotes.toscrape.com's JSON API.
+"""``python -m localsite.quotes``: a local, deterministic copy of quotes.toscrape.com's JSON API.
 
 ``GET /api/quotes?page=N`` answers like the real API (``has_next``, ``page``, ten ``quotes`` with
 ``author {name, slug, goodreads_link}``, ``tags`` and ``text``, ``tag``, ``top_ten_tags``), from
@@ -212,7 +212,7 @@ def _dirty_tags(rng: random.Random, tags: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class QuotesSite:
-    """Maps ``api/quotes?page=N`` to the API's JSON (a :class:`~scraper.localsite.server.Site`)."""
+    """Maps ``api/quotes?page=N`` to the API's JSON (a :class:`~localsite.server.Site`)."""
 
     content_type = "application/json"
     charset: str | None = "utf-8"
@@ -233,7 +233,7 @@ class QuotesSite:
 def build_parser() -> argparse.ArgumentParser:
     from .__main__ import add_server_args  # the books site's CLI: same knobs, imported only to serve
 
-    parser = argparse.ArgumentParser(prog="python -m scraper.localsite.quotes", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m localsite.quotes", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quotes", type=int, default=100, help="number of quotes (default 100)")
     add_server_args(parser)

@@ -1,4 +1,4 @@
-"""``python -m scraper.localsite.static DIR``: serve saved pages of a site from a directory, behind the
+"""``python -m localsite.static DIR``: serve saved pages of a site from a directory, behind the
 books site's fault knobs (latency, rate limit, 429/5xx/drops, ``/_stats``, ``/_control``).
 
 The quickest fixture for a new spider's tests (docs/add-a-spider.md): save a few pages of the real site
@@ -13,7 +13,7 @@ import argparse
 import mimetypes
 from pathlib import Path
 
-from scraper.localsite.__main__ import add_server_args, fault_config, run_site
+from localsite.__main__ import add_server_args, fault_config, run_site
 
 
 class StaticSite:
