@@ -1,24 +1,6 @@
-"""The shared frontier in Redis: pending, delayed and leased requests, moved atomically by Lua scripts.
-
-Keys (``<ns>`` is the crawl's namespace, e.g. ``scraper:books``):
-
-- ``<ns>:queue``    sorted set of pending requests, score = -priority;
-- ``<ns>:delayed``  sorted set of requests waiting for a time (delayed retries), score = due (epoch s);
-- ``<ns>:leases``   sorted set of lease ids, score = deadline (Redis server time, so worker clocks
-  do not matter);
-- ``<ns>:leased``   hash lease id -> the leased request;
-- ``<ns>:lease_owner`` hash lease id -> the worker holding it (for operators, and tests);
-- ``<ns>:lease_seq`` lease id counter;
-- ``<ns>:commits``  hash entry id -> a journal entry (JSON: ``worker``, ``leases``, ``moves``): parts
-  about to be published for these leases, which are *parked* (deadline ``+inf``) until the entry is
-  completed (leases acked) or abandoned (leases expire at once, and are re-run).
-
-A worker *takes* a request: one script promotes due delayed requests, puts expired leases back in
-the queue (a dead worker's requests are reclaimed by whoever takes next) and moves the best pending
-request into a lease. The worker extends its leases while it holds them and *acks* them once their
-results are durable. Members carry their score (``"<score>:<payload>"``) wherever it is needed to
-put them back.
-"""
+"""The shared frontier in Redis: pending, delayed and leased requests, moved atomically by Lua scripts so
+no request is lost or handed out twice whatever fails between two commands. Keys and scripts:
+docs/distributed.md."""
 
 from __future__ import annotations
 

@@ -1,39 +1,6 @@
-"""A scrapy-redis scheduler with leases: N workers share one frontier, and a killed worker loses nothing.
-
-scrapy-redis 0.9.1 deletes a request from Redis when a worker pops it, and deletes the whole shared
-queue and dupefilter when any one worker closes (``SCHEDULER_PERSIST=False``). Here:
-
-- **Leases.** Taking a request leases it (:mod:`scraper.distributed.frontier`); the worker extends
-  its leases every ``REDIS_LEASE_SECONDS / 3`` while it holds them. A lease is *acked* only when the
-  request is fully processed (its response parsed, its items through the pipelines, its new requests
-  in Redis: it has left the engine) **and** a checkpoint has made its items durable. Every
-  ``REDIS_CHECKPOINT_INTERVAL`` seconds the scheduler pauses new downloads, waits for the ones in
-  flight to finish (so every buffered row belongs to a finished request), and commits them in two
-  phases. :data:`scraper.signals.checkpoint` makes the Parquet pipeline close its parts *hidden*
-  (``.inprogress``; with :data:`~scraper.signals.hold_publication` even parts rotated mid-interval
-  stay hidden) and return the renames that publish them. One Redis transaction journals those renames
-  with the finished leases and *parks* the leases (they no longer expire). The parts are renamed
-  (:data:`~scraper.signals.publish`), and one more transaction acks the leases and drops the entry.
-  A worker killed with ``kill -9`` before the journal leaves hidden parts and leases that expire:
-  any worker puts them back in the queue. Killed after it, it leaves an entry that a live worker
-  finishes once the dead one's heartbeat is ``REDIS_LEASE_SECONDS`` old: it publishes the parts
-  (renames are idempotent) and acks. So every book is written exactly once. (At-least-once only if
-  the parts are nowhere that worker can see, e.g. on another machine's disk: it then gives the
-  leases back to be re-run; or for a download slower than ``REDIS_CHECKPOINT_DRAIN_TIMEOUT``.)
-- **Follow-ups** of a leased request (a delayed retry, a redirect, a ban re-route) are pushed and the
-  lease acked in one transaction. Delayed retries wait in Redis (``<ns>:delayed``), not in a worker.
-- **Idle-close across workers**: a worker is idle when nothing is pending, delayed or leased by
-  anyone; it then closes on Scrapy's usual idle check. An empty answer is cached for
-  :data:`IDLE_POLL_FIRST` seconds, doubling with every further empty answer up to
-  ``REDIS_IDLE_POLL``: a worker that runs dry while another one is discovering links (the books
-  catalogue is one chain of listing pages) looks again within milliseconds, and an idle one does not
-  hammer Redis.
-- **Never wipes a running cluster**: closing keeps the shared keys; with ``SCHEDULER_PERSIST`` off
-  (default) the last worker of a *finished* crawl (nothing left anywhere, no other live worker) deletes
-  them, so the next run starts fresh.
-- Seeding from ``REDIS_START_URLS_KEY`` (``<spider>:start_urls``: JSON ``{"url": …, "meta": …}`` or
-  plain URLs), besides the spider's own start requests (deduplicated across workers).
-"""
+"""A scrapy-redis scheduler with leases, acked only once a request's rows are durable: N workers share
+one frontier and a killed worker loses nothing. The design (leases, two-phase checkpoints, journal
+recovery, idle-close across workers) is in docs/distributed.md."""
 
 from __future__ import annotations
 

@@ -1,29 +1,6 @@
-"""Downloader middleware: proxy rotation with health tracking, ban classification and cool-down.
-
-Thin mechanism around :class:`scraper.proxies.pool.ProxyPool` (state, selection) and a ban policy
-(:class:`scraper.proxies.policy.BanPolicy`, replaceable with ``PROXY_POLICY``). It sets
-``meta["proxy"]`` and leaves the rest to Scrapy's own ``HttpProxyMiddleware``, which turns credentials
-in the URL into a ``Proxy-Authorization`` header. The download slot stays the *site's*, so a site's
-politeness limit (adaptive concurrency) holds across all proxies; the pool caps each proxy on top.
-
-- A ban (403/407, a ban-page marker, a connection to the proxy refused or timed out) cools the proxy
-  down and sends the request through another one, up to ``PROXY_BAN_RETRY_TIMES`` times; 429/503 and
-  404/410 are not the proxy's fault and pass on to the retry layer and the spider.
-- Every proxy cooling down: requests wait in the scheduler (holding no slot) for the first to come
-  back, logged with the wait; or go direct when ``PROXY_FALLBACK_DIRECT`` is on.
-- Every proxy at its ``PROXY_MAX_PER_PROXY`` cap: the request waits here for a free one.
-
-Sources: ``PROXY_LIST`` (list, or a comma/space-separated string), ``PROXY_LIST_FILE`` (one URL per
-line, ``#`` comments; re-read when it changes) and the environment variable named by
-``PROXY_LIST_ENV`` (``SCRAPER_PROXIES``). No proxies at start-up: ``NotConfigured``, the crawl goes
-direct.
-
-Per-request ``meta``: ``proxy`` set by the spider is respected (not rotated); ``dont_rotate_proxy``;
-``proxy_session`` (sticky: one proxy per key until it is banned); ``max_proxy_ban_retries``.
-
-Credentials never leave the proxy URL: logs, stats keys, the dead-letter file and error messages name
-a proxy by its masked URL (``http://user:***@host:port``).
-"""
+"""Downloader middleware: proxy rotation with health tracking, ban classification and cool-down. Thin
+mechanism around the pure pool (scraper.proxies.pool) and ban policy (scraper.proxies.policy); the
+download slot stays the site's, so a site's politeness holds across proxies. Behaviour: docs/proxies.md."""
 
 from __future__ import annotations
 

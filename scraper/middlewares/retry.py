@@ -1,28 +1,6 @@
 """Downloader middleware: retries with exponential backoff, jitter and ``Retry-After``, holding no slot.
-
-Replaces Scrapy's ``RetryMiddleware`` (which retries at once). A retry is a copy of the request made by
-Scrapy's own ``get_retry_request`` (counting, priority, give-up logging) with ``meta["delay_until"]``
-set; :class:`scraper.scheduler.DelayingScheduler` keeps it out of the downloader until then.
-
-Two budgets, so a polite server saying "come back in 1 s" does not use up the error budget:
-
-- rate limits — ``RETRY_RATELIMIT_HTTP_CODES`` (429) and 503 *with* ``Retry-After``:
-  ``RETRY_RATELIMIT_TIMES`` retries; the delay is ``Retry-After`` (clamped to ``RETRY_AFTER_MAX``) or
-  the site's backoff; a burst of these from one site is one backoff event (:class:`SiteBackoff`);
-- errors — other ``RETRY_HTTP_CODES`` and ``RETRY_EXCEPTIONS``: ``RETRY_TIMES`` retries, and more
-  while the request has been failing for less than ``RETRY_FOR_SECONDS``; delay
-  ``min(RETRY_BACKOFF_MAX, RETRY_BACKOFF_BASE * 2**n)`` with ``RETRY_BACKOFF_JITTER``.
-
-Per-request ``meta``: ``dont_retry``, ``max_retry_times`` (error budget, count only),
-``retry_for_seconds``, ``max_ratelimit_retry_times``,
-``retry_backoff_base``, ``retry_backoff_max``, ``retry_backoff_jitter``.
-
-A request that runs out of retries is dead-lettered (URL, method, reason, attempts, last status,
-first/last attempt times) and, for an HTTP status, its last response is passed on as Scrapy does.
-Stats (besides Scrapy's ``retry/count``, ``retry/reason_count/<reason>``, ``retry/max_reached``):
-``retry/delayed``, ``retry/retry_after_honoured``, ``retry/backoff_events``,
-``retry/budget/ratelimit``, ``retry/budget/error``; the scheduler keeps ``retry/pending``.
-"""
+Scrapy's ``RetryMiddleware`` retries at once, which hammers a site that asked us to wait; here a retry
+waits in the scheduler. Budgets, timing and ``meta`` keys: docs/retries.md."""
 
 from __future__ import annotations
 

@@ -1,33 +1,6 @@
-"""Batched, bounded normalisation in worker processes, driven from an asyncio event loop. No Scrapy.
-
-Callers ``await submit(path, record)``. Records gather into a batch, sent when it holds ``batch_size``
-records or its first record has waited ``max_wait`` seconds, whichever comes first. At most
-``max_pending`` batches are in the workers and at most one more waits to be sent, so a fast producer
-waits instead of piling records up in memory.
-
-Each worker is a process with two pipes, and the event loop itself writes the commands and reads the
-results (``add_writer``/``add_reader``): a result resolves its callers' futures in the read callback.
-``ProcessPoolExecutor`` puts a feeder thread, a manager thread and a thread-safe wake-up of the loop
-between the two, which cost the crawl process more CPU per record than all the pickling; on a
-2-core machine that CPU is taken from the workers. Batches go to the worker with the fewest in hand.
-
-Failure handling, per record: a record whose function raises comes back as a failed
-:class:`Outcome` (its batch-mates are unaffected). When a worker dies, only its own batches are
-affected, and it is replaced. The batch it was running is re-run one record at a time, so a record
-that kills its worker takes only itself down: a record that crashes a worker alone
-:data:`CRASH_ATTEMPTS` times fails. The batches queued behind it are simply sent again. Every new
-worker first answers a no-op, so workers that cannot even start (a script without an
-``if __name__ == "__main__":`` guard under forkserver/spawn, a broken environment) are told apart
-from records that crash them. After :data:`START_ATTEMPTS` such deaths in a row per worker, the
-normalizer is :attr:`~BatchNormalizer.unusable`: every record, now and later, fails at once with that
-reason, and no more workers are started. A record or result that cannot be pickled fails alone.
-
-Workers ignore SIGINT and SIGTERM: a Ctrl-C sent to the whole process group would otherwise kill them
-mid-batch. The parent owns shutdown: closing the command pipes ends the workers; ones still running
-at interpreter exit (a normalizer never closed) are SIGKILLed, since multiprocessing would otherwise
-SIGTERM them and wait forever. A worker whose crawl process died (``kill -9``) exits on the command
-pipe's end, or within :data:`ORPHAN_CHECK_INTERVAL` seconds if it is busy.
-"""
+"""Batched, bounded normalisation in worker processes, driven from an asyncio event loop (no Scrapy):
+CPU-heavy cleaning must never run on the reactor thread, and a worker that crashes must cost one batch,
+not the crawl. Batching, back-pressure, the pipe transport and crash handling: docs/normalisation.md."""
 
 from __future__ import annotations
 

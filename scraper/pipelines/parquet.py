@@ -1,24 +1,6 @@
-"""Item pipeline writing each item type to a typed, streaming, crash-safe Parquet dataset.
-
-Settings (read once, validated at start-up):
-
-``PARQUET_URI``  dataset directory (local path, ``file://``, ``s3://``… — any pyarrow filesystem URI);
-    placeholders as in Scrapy feed URIs: ``%(name)s``, ``%(time)s``, any spider attribute
-    (``%(_job)s`` under Scrapyd), plus ``%(item)s`` (item type, e.g. ``book``), required when a
-    spider yields several item types. Empty disables the pipeline.
-``PARQUET_ROW_GROUP_SIZE``  rows buffered per row group (the memory bound).
-``PARQUET_COMPRESSION``  zstd, snappy, gzip, brotli, lz4 or none.
-``PARQUET_PART_MAX_ROWS`` / ``PARQUET_PART_MAX_BYTES``  rotate to a new part file beyond these.
-``PARQUET_ROLLOVER_SECONDS``  a row is in a published part at most this long after it arrived, as
-    Flink's FileSink rolls on time: a ``kill -9`` loses at most that much (0 = only size and close).
-``PARQUET_COMPACT``  at the close, merge the small parts rollovers left (see DatasetWriter.compact).
-
-Row groups are converted and written by one background thread, in order, so the reactor only
-validates and buffers. An item that does not fit its schema (a price with three decimals, a
-number out of range) fails its page, never the crawl: a WARNING naming the field, counted as a
-malformed page, dead-lettered. A spider emitting wrong types everywhere shows as dead letters beyond
-``CRAWL_MAX_DEADLETTER_SHARE``: exit status 5.
-"""
+"""Item pipeline writing each item type to a typed, streaming, crash-safe Parquet dataset: row groups are
+converted and written by one background thread so the reactor only validates and buffers, and a value
+the schema cannot hold fails its page, never the crawl. Settings and guarantees: docs/durability.md."""
 
 from __future__ import annotations
 
