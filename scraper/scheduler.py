@@ -31,6 +31,7 @@ from scrapy.crawler import Crawler
 from scrapy.utils.asyncio import CallLaterResult, call_later
 
 from scraper import signals as our_signals
+from scraper.crawling import stats_of
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +165,7 @@ class DelayedRequestsMixin:
         if abandoned:
             logger.warning("Abandoned %s delayed request(s) on close (%s); dead-lettered",
                            len(abandoned), reason)
-            stats = self.crawler.stats
-            assert stats is not None
+            stats = stats_of(self.crawler)
             stats.inc_value("scheduler/delayed_abandoned", len(abandoned))
             for request in abandoned:
                 self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
@@ -228,8 +228,7 @@ class DelayedRequestsMixin:
     def _count_pending(self) -> None:
         retries = self._waiting["retry"]
         self._pending_max = max(self._pending_max, retries)
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         stats.set_value("retry/pending", retries)
         stats.set_value("retry/pending_max", self._pending_max)
         stats.set_value("scheduler/waiting", len(self.delay_store))  # retries, paced starts, ...

@@ -31,6 +31,7 @@ from twisted.internet.defer import Deferred
 
 from scraper import signals as our_signals
 from scraper.config import get_bool, get_float, get_int
+from scraper.crawling import stats_of
 from scraper.distributed import state
 from scraper.distributed.connection import connect, redis_url
 from scraper.distributed.dupefilter import LeasingDupeFilter, bloom_size
@@ -294,8 +295,7 @@ class LeasingScheduler(RedisScheduler):
             logger.warning("Redis error while extending leases: %s", self._safe(exc))
         if now - self._last_checkpoint >= self.checkpoint_interval:
             self._checkpoint_soon()
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         stats.set_value("redis/held", len(self.held))
 
     def _checkpoint_soon(self) -> None:
@@ -469,9 +469,7 @@ class LeasingScheduler(RedisScheduler):
             return None
 
     def _stat(self, key: str, count: int = 1) -> None:
-        stats = self.crawler.stats
-        assert stats is not None
-        stats.inc_value(key, count)
+        stats_of(self.crawler).inc_value(key, count)
 
     def _safe(self, exc: Exception) -> str:
         return redact(str(exc), self.url)

@@ -26,7 +26,7 @@ from scrapy.exceptions import NotConfigured
 
 from scraper import signals as our_signals
 from scraper.config import get_bool
-from scraper.crawling import spider_of
+from scraper.crawling import spider_of, stats_of
 from scraper.output import side_location
 from scraper.parquet.dataset import resolve_uri
 from scraper.secrets import mask_url
@@ -61,8 +61,7 @@ class DeadLetterExtension:
                 **record}
         data = (json.dumps(line, ensure_ascii=False, default=str) + "\n").encode()
         self.count += 1
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         stats.inc_value("deadletter/count")
         stats.inc_value(f"deadletter/kind/{record.get('kind', 'unknown')}")
         self._io.submit(self._write, data)
@@ -71,8 +70,7 @@ class DeadLetterExtension:
         self._io.submit(self._close)
         self._io.shutdown(wait=True)  # (at close: every record is on disk before the crawl ends)
         if self._lost:
-            assert self.crawler.stats is not None
-            self.crawler.stats.set_value("deadletter/lost", self._lost)
+            stats_of(self.crawler).set_value("deadletter/lost", self._lost)
 
     def _write(self, data: bytes) -> None:
         """On the I/O thread. A record that cannot be written is lost work: an ERROR, and (at close)

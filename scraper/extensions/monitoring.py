@@ -24,7 +24,7 @@ from spidermon.results.monitor import MonitorResult
 from spidermon.runners import MonitorRunner
 
 from scraper.config import InvalidSetting, get_bool, get_float
-from scraper.crawling import spider_of
+from scraper.crawling import spider_of, stats_of
 from scraper.monitors import COVERAGE
 from scraper.parquet.schema import arrow_schema
 
@@ -89,8 +89,7 @@ class Monitoring:
             filled[field] += 1
 
     def spider_closed(self) -> None:
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         if "start_time" not in stats.get_stats():
             return  # the spider never opened
         rules = self._coverage()
@@ -116,8 +115,7 @@ class Monitoring:
         """Publish each field's coverage (Spidermon's stats keys) and return the rules it is held to:
         every field the item type requires, at MONITOR_MIN_FIELD_COVERAGE, unless the item type's
         ``field_coverage`` expects less; MONITOR_FIELD_COVERAGE (``field`` or ``ItemType/field``) last."""
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         rules: dict[str, float] = {}
         for cls, count in self.items.items():
             name = cls.__name__

@@ -9,6 +9,7 @@ import logging
 from scrapy import signals
 from scrapy.crawler import Crawler
 
+from scraper.crawling import stats_of
 from scraper.outcome import Thresholds, judge
 
 logger = logging.getLogger(__name__)
@@ -27,12 +28,10 @@ class CrawlOutcome:
         return ext
 
     def item_error(self) -> None:
-        assert self.crawler.stats is not None
-        self.crawler.stats.inc_value("outcome/item_errors")
+        stats_of(self.crawler).inc_value("outcome/item_errors")
 
     def spider_closed(self, reason: str) -> None:
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         if "start_time" not in stats.get_stats():
             return  # the spider never opened: the crawl command reports it could not start
         outcome = judge(stats.get_stats(), reason, self.thresholds)

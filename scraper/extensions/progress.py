@@ -20,6 +20,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
 from scraper.config import get_float
+from scraper.crawling import stats_of
 from scraper.secrets import mask_url
 from scraper.spiders import ANNOUNCED_ITEMS
 from scraper.timers import Repeating, every, stop
@@ -75,8 +76,7 @@ class ProgressLog:
     def spider_closed(self, reason: str) -> None:
         stop(self._loop)
         stats = self._stats()
-        collector = self.crawler.stats
-        assert collector is not None
+        collector = stats_of(self.crawler)
         start, finish = stats.get("start_time"), stats.get("finish_time")
         if start and finish and (minutes := (finish - start).total_seconds() / 60) > 0:
             collector.set_value("responses_per_minute", stats.get("response_received_count", 0) / minutes)
@@ -104,9 +104,7 @@ class ProgressLog:
         return f"{text}, ETA {duration((total - done) * elapsed / items)}"
 
     def _stats(self) -> dict[str, Any]:
-        collector = self.crawler.stats
-        assert collector is not None
-        return collector.get_stats()
+        return stats_of(self.crawler).get_stats()
 
     def _engine(self) -> Any:
         try:

@@ -33,6 +33,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Request, Response
 
 from scraper.config import get_bool
+from scraper.crawling import stats_of
 from scraper.output import side_location
 from scraper.parquet.dataset import resolve_uri
 from scraper.secrets import mask_url
@@ -104,8 +105,7 @@ class RawArchiveExtension:
             self._index = None
         if self._location is None:
             return  # no request asked for archiving (books): no stats, no directory
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         stats.set_value("raw_archive/files", self.files)  # counted once written, not when accepted
         stats.set_value("raw_archive/bytes", self.bytes)
         if self.files:

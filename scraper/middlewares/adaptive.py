@@ -24,6 +24,7 @@ from scraper import signals as our_signals
 from scraper.backoff import RATE_LIMIT_CODES, is_rate_limit
 from scraper.concurrency import ControllerConfig, SlotController
 from scraper.config import InvalidSetting, get_bool, get_float, get_int, get_status_codes
+from scraper.crawling import stats_of
 from scraper.middlewares.retry import RATELIMIT_TIMES_KEY
 from scraper.proxies import ROUTED_VIA
 from scraper.scheduler import send_back, via_scheduler
@@ -161,9 +162,7 @@ class AdaptiveConcurrencyMiddleware:
         return gap * self.rng.uniform(1 - jitter, 1 + jitter)
 
     def _stats(self, key: str) -> None:
-        stats = self.crawler.stats
-        assert stats is not None
-        stats.inc_value(key)
+        stats_of(self.crawler).inc_value(key)
 
     # measure -------------------------------------------------------------------------------------
     def reached(self, request: Request) -> None:
@@ -235,10 +234,30 @@ class AdaptiveConcurrencyMiddleware:
                 self._apply(slot, controller, decision.concurrency, decision.delay)
         if now - self._last_publish >= 0.95 * self.config.window:
             self._last_publish = now
+            self._forget_idle()
             self._publish()
         if self.log_interval and now - self._last_log >= self.log_interval:
             self._last_log = now
             self._log_busiest()
+
+    def _forget_idle(self) -> None:
+        """Forget the slots Scrapy's downloader forgot (idle for a minute: its ``_slot_gc``), with
+        their stats keys, so a broad crawl's per-site state stays bounded; a site that comes back
+        starts again from slow start, as its new download slot does."""
+        try:
+            live = self.crawler.engine.downloader.slots
+        except (AttributeError, RuntimeError):
+            return  # no engine (a component used on its own)
+        forgotten = [key for key in self.controllers if key not in live]
+        if not forgotten:
+            return
+        for key in forgotten:
+            for table in (self.controllers, self._next_start, self._held, self._epoch, self._slot_delays):
+                table.pop(key, None)
+        stats = stats_of(self.crawler)
+        prefixes = tuple(f"adaptive/{key}/" for key in forgotten)
+        stats.set_stats({name: value for name, value in stats.get_stats().items() if not name.startswith(prefixes)})
+        stats.inc_value("adaptive/slots_forgotten", len(forgotten))
 
     def _void_bookings(self, key: str) -> None:
         """Starts booked at an older, faster pace are void: they are given new ones."""
@@ -253,8 +272,7 @@ class AdaptiveConcurrencyMiddleware:
         slot.delay = 0.0
 
     def _publish(self) -> None:
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         for key, c in self.controllers.items():
             decision = c.decision()
             prefix = f"adaptive/{key}"

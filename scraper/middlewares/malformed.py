@@ -16,6 +16,7 @@ from scrapy.crawler import Crawler
 from scrapy.http import Response
 
 from scraper import signals as our_signals
+from scraper.crawling import stats_of
 from scraper.pages.errors import PageParseError
 
 logger = logging.getLogger(__name__)
@@ -32,8 +33,7 @@ class MalformedPageMiddleware:
     def process_spider_exception(self, response: Response, exception: Exception) -> Iterable[Any] | None:
         if not isinstance(exception, PageParseError):
             return None
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         stats.inc_value("pages/malformed")
         stats.inc_value(f"pages/malformed/{exception.field}")
         logger.warning("Dropped malformed page %s: field %r: %s", response.url, exception.field,

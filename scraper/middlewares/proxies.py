@@ -21,6 +21,7 @@ from scrapy.utils.misc import load_object
 from scraper import signals as our_signals
 from scraper.backoff import BackoffPolicy
 from scraper.config import InvalidSetting, get_bool, get_float, get_int, get_status_codes
+from scraper.crawling import stats_of
 from scraper.proxies import ROUTED_VIA
 from scraper.proxies.policy import DEFAULT_BAN_CODES, Verdict
 from scraper.proxies.pool import (
@@ -237,8 +238,7 @@ class RotatingProxyMiddleware:
     # -- visibility --------------------------------------------------------------------------------
 
     def _publish(self) -> None:
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         counts = self.pool.counts()
         stats.set_value("proxy/good", counts[ProxyState.GOOD])
         stats.set_value("proxy/probation", counts[ProxyState.PROBATION])
@@ -263,6 +263,4 @@ class RotatingProxyMiddleware:
                         "back (PROXY_FALLBACK_DIRECT is off)", len(self.pool), wait)
 
     def _stats_inc(self, key: str) -> None:
-        stats = self.crawler.stats
-        assert stats is not None
-        stats.inc_value(key)
+        stats_of(self.crawler).inc_value(key)

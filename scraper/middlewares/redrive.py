@@ -22,6 +22,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
 from scraper.config import InvalidSetting
+from scraper.crawling import stats_of
 from scraper.parquet.dataset import resolve_uri, stored_urls
 from scraper.secrets import mask_url
 
@@ -103,5 +104,4 @@ class RedriveMiddleware:
             return [line for line in stream.read().decode().splitlines() if line.strip()]
 
     def _stat(self, key: str) -> None:
-        assert self.crawler.stats is not None
-        self.crawler.stats.inc_value(key)
+        stats_of(self.crawler).inc_value(key)

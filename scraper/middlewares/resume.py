@@ -20,6 +20,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
+from scraper.crawling import stats_of
 from scraper.output import crawl_time, format_uri, killed_before, mark_closed, parquet_template
 from scraper.parquet.dataset import resolve_uri, stored_urls
 from scraper.secrets import mask_url
@@ -91,7 +92,6 @@ class ResumeMiddleware:
 
     def _stored(self, x: Any) -> bool:
         if self.stored and isinstance(x, Request) and x.url in self.stored:
-            assert self.crawler.stats is not None
-            self.crawler.stats.inc_value("resume/already_stored")
+            stats_of(self.crawler).inc_value("resume/already_stored")
             return True
         return False

@@ -22,7 +22,7 @@ from scrapy.utils.misc import load_object
 from scraper import signals as our_signals
 from scraper.backoff import JITTERS, BackoffPolicy, SiteBackoff, is_rate_limit, parse_retry_after
 from scraper.config import InvalidSetting, get_bool, get_choice, get_float, get_int, get_status_codes
-from scraper.crawling import spider_of
+from scraper.crawling import spider_of, stats_of
 from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER, DelayedRequestsMixin
 
 logger = logging.getLogger(__name__)
@@ -197,9 +197,7 @@ class BackoffRetryMiddleware:
         })
 
     def _stats(self, key: str) -> None:
-        stats = self.crawler.stats
-        assert stats is not None
-        stats.inc_value(key)
+        stats_of(self.crawler).inc_value(key)
 
 
 def _exceptions(settings: Any) -> tuple[type[BaseException], ...]:

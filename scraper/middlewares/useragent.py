@@ -29,6 +29,7 @@ from scrapy.utils.misc import load_object
 from scrapy_fake_useragent.middleware import RandomUserAgentMiddleware
 
 from scraper.config import InvalidSetting, get_bool, get_choice
+from scraper.crawling import stats_of
 from scraper.proxies import ROUTED_VIA
 from scraper.proxies.sources import split_list
 
@@ -133,6 +134,4 @@ class RotatingUserAgentMiddleware(RandomUserAgentMiddleware):
         return None
 
     def _stats_inc(self, key: str) -> None:
-        stats = self.crawler.stats
-        assert stats is not None
-        stats.inc_value(key)
+        stats_of(self.crawler).inc_value(key)

@@ -28,6 +28,7 @@ from scrapy.exceptions import DropItem, NotConfigured
 
 from scraper import signals as our_signals
 from scraper.config import get_bool, get_choice, get_float, get_int
+from scraper.crawling import stats_of
 from scraper.normalize.pool import MP_CONTEXTS, BatchNormalizer
 from scraper.pipelines import close_crawl
 
@@ -83,8 +84,7 @@ class NormalizePipeline:
 
     async def close_spider(self) -> None:
         await self.normalizer.close()  # drains first: every accepted item gets an outcome
-        stats, pool = self.crawler.stats, self.normalizer.stats
-        assert stats is not None
+        stats, pool = stats_of(self.crawler), self.normalizer.stats
         stats.set_value("normalize/items", pool.items)
         stats.set_value("normalize/batches", pool.batches)
         stats.set_value("normalize/errors", pool.errors)

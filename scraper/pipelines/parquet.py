@@ -19,7 +19,7 @@ from scrapy.exceptions import DropItem, NotConfigured
 
 from scraper import signals as our_signals
 from scraper.config import InvalidSetting, get_bool, get_choice, get_float, get_int
-from scraper.crawling import spider_of
+from scraper.crawling import spider_of, stats_of
 from scraper.outcome import Thresholds, judge
 from scraper.output import crawl_time, format_uri, item_type_name, parquet_template, resumed
 from scraper.parquet.dataset import DatasetWriter, PartWriteError, probe, publish, resolve_uri
@@ -153,8 +153,7 @@ class ParquetPipeline:
         loop = asyncio.get_running_loop()
         if self._pending:
             await asyncio.gather(*self._pending)
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         for item_cls, writer in self.writers.items():
             try:
                 await loop.run_in_executor(self._io, writer.close)
@@ -203,8 +202,7 @@ class ParquetPipeline:
 
     def spider_closed(self, reason: str) -> None:
         """Manifests go last, when the final stats (finish reason, counts) are known."""
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         final = stats.get_stats()
         outcome = judge(final, reason, self.thresholds)
         for item_cls, writer in self.writers.items():
@@ -233,8 +231,7 @@ class ParquetPipeline:
 
     def _lost(self, writer: DatasetWriter, exc: PartWriteError) -> None:
         """Rows the filesystem refused: counted, and the crawl stops (the next write would fail too)."""
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         stats.inc_value("parquet/lost_rows", exc.lost)
         logger.error("Parquet: %s at %s; the crawl stops", exc, self._display(writer))
         if not self._write_failed:
@@ -242,8 +239,7 @@ class ParquetPipeline:
             close_crawl(self.crawler, "parquet_write_error")
 
     def _refuse(self, adapter: ItemAdapter, exc: SchemaError) -> None:
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = stats_of(self.crawler)
         stats.inc_value("parquet/schema_errors")
         stats.inc_value("pages/malformed")  # its page held a value the dataset cannot: that page fails
         stats.inc_value(f"pages/malformed/{exc.field}")

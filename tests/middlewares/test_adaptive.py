@@ -152,3 +152,26 @@ def test_download_delay_spaces_a_real_crawl(tmp_path: Path) -> None:
     assert len(result.rows()) == 40
     seconds = sorted(int(second) for second in timeline)
     assert seconds[-1] - seconds[0] >= 3, timeline
+
+
+def test_slots_the_downloader_forgot_are_forgotten_with_their_stats() -> None:
+    """A broad crawl's per-site state stays bounded: when Scrapy's downloader drops an idle slot (its
+    _slot_gc, after a minute), its controller, pacing state and stats keys go too."""
+    import time
+    from types import SimpleNamespace
+
+    from scraper.concurrency import SlotController
+
+    ext = extension()
+    ext.crawler.stats.open_spider()
+    for key in ("a.test", "b.test"):
+        ext.controllers[key] = SlotController(ext.config, time.monotonic())
+        ext._next_start[key] = time.time()
+    ext._publish()
+    assert "adaptive/b.test/concurrency" in ext.crawler.stats.get_stats()
+    ext.crawler.engine = SimpleNamespace(downloader=SimpleNamespace(slots={"a.test": object()}))
+    ext._forget_idle()
+    stats = ext.crawler.stats.get_stats()
+    assert list(ext.controllers) == ["a.test"] and "b.test" not in ext._next_start
+    assert not any(name.startswith("adaptive/b.test/") for name in stats)
+    assert "adaptive/a.test/concurrency" in stats and stats["adaptive/slots_forgotten"] == 1
