@@ -4,6 +4,8 @@ download slot stays the site's, so a site's politeness holds across proxies. Beh
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -40,7 +42,8 @@ logger = logging.getLogger(__name__)
 
 TAKEN_KEY = "_rotating_proxy_taken"  # meta: its in-flight place is still held
 BAN_RETRIES_KEY = "proxy_ban_retry_times"
-CAP_POLL = 0.05  # seconds between looks for a free proxy when all are at their cap
+CAP_WAIT_MAX = 1.0  # all proxies at their cap: wait for a release, looking again at least this often
+COOLING_POLL = 0.05  # the least wait for a cooling proxy (engine.download() requests wait in here)
 WAIT_LOG_EVERY = 10.0  # seconds between "all proxies cooling down" log lines
 
 
@@ -59,6 +62,7 @@ class RotatingProxyMiddleware:
         self._loop: Repeating | None = None
         self._last_summary = time.monotonic()
         self._last_wait_log = 0.0
+        self._released = asyncio.Event()  # set whenever a proxy's place frees up (or the list changes)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RotatingProxyMiddleware:
@@ -114,6 +118,7 @@ class RotatingProxyMiddleware:
         urls = self.sources.reload_if_changed()
         if urls is not None:
             added, removed = self.pool.update(urls)
+            self._released.set()
             self._stats_inc("proxy/list_reloads")
             logger.info("Proxy list changed: %d proxies (added: %s; removed: %s)", len(self.pool),
                         ", ".join(added) or "none", ", ".join(removed) or "none")
@@ -147,9 +152,11 @@ class RotatingProxyMiddleware:
                 if via_scheduler(request):
                     self._stats_inc("proxy/waited")
                     return send_back(request, time.time() + choice.wait, "proxy")
-                await sleep(max(choice.wait, CAP_POLL))
-            else:
-                await sleep(CAP_POLL)  # all at their cap: one will be released soon
+                await sleep(max(choice.wait, COOLING_POLL))
+            else:  # all at their cap: a place frees up when a request through one of them ends
+                self._released.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._released.wait(), CAP_WAIT_MAX)
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
         routed = self._finished(request)
@@ -206,6 +213,7 @@ class RotatingProxyMiddleware:
             url = self.pool.by_name.get(request.meta.get(ROUTED_VIA, ""))
             if url is not None:
                 self.pool.release(url)
+                self._released.set()
 
     def _banned(self, request: Request, url: str, name: str, reason: str,
                 response: Response | None) -> Request | None:

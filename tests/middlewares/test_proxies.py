@@ -157,10 +157,15 @@ def test_all_at_their_cap_the_request_waits_for_a_release() -> None:
     first, second = Request("http://site/1"), Request("http://site/2")
     route(mw, first)
 
+    looks = []
+    choose = mw.pool.choose
+    mw.pool.choose = lambda *args: looks.append(1) or choose(*args)  # type: ignore[method-assign]
+
     async def scenario() -> None:
         waiter = asyncio.ensure_future(mw.process_request(second))
         await asyncio.sleep(0.2)
         assert not waiter.done()
+        assert len(looks) == 1  # it waits for a release, it does not poll the pool
         mw.left_downloader(first)  # the first request's download is over
         assert await asyncio.wait_for(waiter, 5) is None
 
