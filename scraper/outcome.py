@@ -59,7 +59,6 @@ def judge(stats: Mapping[str, Any], reason: str, thresholds: Thresholds) -> Outc
             + stats.get("deadletter/lost", 0))
     dead = stats.get("deadletter/count", 0)
     items = stats.get("item_scraped_count", 0)
-    pages = stats.get("response_received_count", 0)
 
     def outcome(code: int, cause: str) -> Outcome:
         return Outcome(code, cause, lost, dead)
@@ -71,13 +70,20 @@ def judge(stats: Mapping[str, Any], reason: str, thresholds: Thresholds) -> Outc
     if items < thresholds.min_items:
         return outcome(TOO_FEW_ITEMS, f"{items} item(s), CRAWL_MIN_ITEMS={thresholds.min_items}: "
                                       + _why_nothing(stats))
-    share = dead / max(1, pages + dead)
+    share = deadletter_share(stats)
     if dead and share > thresholds.max_deadletter_share:
         return outcome(DEAD_LETTERS, f"{dead} request(s) dead-lettered, {share:.1%} of pages, "
                                      f"CRAWL_MAX_DEADLETTER_SHARE={thresholds.max_deadletter_share:g}")
     if failed := stats.get("monitors/failed", 0):
         return outcome(MONITORS_FAILED, f"{failed} monitor check(s) failed: {stats.get('monitors/failures', '')}")
     return outcome(OK, "")
+
+
+def deadletter_share(stats: Mapping[str, Any]) -> float:
+    """Dead letters as a share of every request that ended: answered pages plus dead letters (a
+    request that never got an answer is not among the pages)."""
+    dead = stats.get("deadletter/count", 0)
+    return dead / max(1, stats.get("response_received_count", 0) + dead)
 
 
 def _why_nothing(stats: Mapping[str, Any]) -> str:

@@ -120,11 +120,11 @@ class Monitoring:
         for cls, count in self.items.items():
             name = cls.__name__
             stats.set_value(f"spidermon_item_scraped_count/{name}", count)
-            fields = set(self.filled[cls]) | set(_required(cls, ItemAdapter.get_field_names_from_class(cls)))
-            for field in sorted(fields):
+            required = _required(cls, self.filled[cls])  # (a dict item: every key it ever carried)
+            for field in sorted(set(self.filled[cls]) | set(required)):
                 stats.set_value(f"spidermon_item_scraped_count/{name}/{field}", self.filled[cls][field])
                 stats.set_value(f"{COVERAGE}/{name}/{field}", self.filled[cls][field] / count)
-            for field in _required(cls, fields):
+            for field in required:
                 rules[f"{name}/{field}"] = self.min_coverage
             for field, share in getattr(cls, "field_coverage", {}).items():  # what the item type expects
                 rules[f"{name}/{field}"] = share

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pyarrow as pa
@@ -19,10 +19,10 @@ import pyarrow.fs as pafs
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
-from scrapy.http import Response
 
 from scraper.config import InvalidSetting
 from scraper.crawling import stats_of
+from scraper.middlewares.stored import SkipStoredUrls
 from scraper.parquet.dataset import resolve_uri, stored_urls
 from scraper.secrets import mask_url
 
@@ -32,7 +32,9 @@ LETTERS = "_deadletter"
 REDRIVEN = "redriven"
 
 
-class RedriveMiddleware:
+class RedriveMiddleware(SkipStoredUrls):
+    stored_stat = "redrive/already_stored"
+
     def __init__(self, crawler: Crawler, dataset: str) -> None:
         self.crawler = crawler
         self.fs, self.directory = resolve_uri(dataset, crawler.settings)
@@ -72,14 +74,6 @@ class RedriveMiddleware:
             self._stat("redrive/requests")
             yield Request(url, method=record.get("method") or "GET", callback=callback)
 
-    def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
-        return (x for x in result if not self._stored(x))
-
-    async def process_spider_output_async(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        async for x in result:
-            if not self._stored(x):
-                yield x
-
     def spider_closed(self, reason: str) -> None:
         """The letters read were re-driven: move them aside (failures were dead-lettered anew). A
         re-drive stopped half-way keeps them: the next one skips what got stored meanwhile."""
@@ -92,12 +86,6 @@ class RedriveMiddleware:
         for path in self.files:
             self.fs.move(path, f"{moved}/{path.rsplit('/', 1)[-1]}")
         logger.info("Re-drove %s dead letter(s); their files moved to %s", len(self.records), mask_url(moved))
-
-    def _stored(self, x: Any) -> bool:
-        if isinstance(x, Request) and x.url in self.stored:
-            self._stat("redrive/already_stored")
-            return True
-        return False
 
     def _lines(self, path: str) -> list[str]:
         with self.fs.open_input_stream(path) as stream:

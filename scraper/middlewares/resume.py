@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
-from scrapy import Request, signals
+from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
-from scrapy.http import Response
 
-from scraper.crawling import stats_of
+from scraper.middlewares.stored import SkipStoredUrls
 from scraper.output import crawl_time, format_uri, killed_before, mark_closed, parquet_template
 from scraper.parquet.dataset import resolve_uri, stored_urls
 from scraper.secrets import mask_url
@@ -30,7 +27,9 @@ logger = logging.getLogger(__name__)
 SCRAPY_JOB_FILES = ("requests.seen", "requests.queue")  # what Scrapy's JOBDIR scheduler keeps
 
 
-class ResumeMiddleware:
+class ResumeMiddleware(SkipStoredUrls):
+    stored_stat = "resume/already_stored"
+
     def __init__(self, crawler: Crawler, stored: set[str]) -> None:
         self.crawler = crawler
         self.stored = stored
@@ -79,19 +78,5 @@ class ResumeMiddleware:
                        len(stored), len(stale))
         return stored
 
-    def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
-        return (x for x in result if not self._stored(x))
-
-    async def process_spider_output_async(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        async for x in result:
-            if not self._stored(x):
-                yield x
-
     def spider_closed(self, reason: str) -> None:
         mark_closed(self.crawler.settings, reason)
-
-    def _stored(self, x: Any) -> bool:
-        if self.stored and isinstance(x, Request) and x.url in self.stored:
-            stats_of(self.crawler).inc_value("resume/already_stored")
-            return True
-        return False
