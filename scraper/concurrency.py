@@ -43,6 +43,8 @@ VERDICT_AFTER = 0.25  # s: a verdict may come before the window ends, once VERIF
 VERIFY_WINDOWS = 5
 TOOK_HOLD = 0.8  # a cut is judged once the rate sent fell to this share of the rate before it
 PERSIST_FALL = 0.5
+TEST_BELOW = 0.8  # ...or to this share of the answers that were not rate limits, if higher: a limit's
+# rate is at most that, and a test cut held just under it costs less than one at half the rate
 HEADROOM = 2.0  # a paced slot may have rate × best latency × this in flight (Little's law), + 1
 # Probing the paced rate.
 SETTLED = 0.98  # at or above this share of the ceiling the rate is settled...
@@ -50,6 +52,9 @@ SETTLE_WINDOWS = 6  # ...for this many windows before probing past the ceiling (
 SETTLE_REQUESTS = 150  # ...and this many requests (a slow site's probe costs a larger share of them),
 SETTLE_MAX_WINDOWS = 15  # ...but never more windows than this
 PROBE_MAX = 0.25  # the largest probe step per window
+# Rate limits are judged on first attempts, so a window of mostly retries (a crawl's tail) could not
+# show that a probe went too far: the rate is probed only while first attempts are this share of answers.
+PROBE_EVIDENCE = 0.25
 # Past a confirmed ceiling, a token bucket's burst hides the overshoot until it drains: steps stay
 # under PROBE_BURST until the rate sent beyond the ceiling exceeds BURST_WINDOWS windows' worth of
 # it; a rate limit before that cuts back under the old ceiling, none by then makes it stale.
@@ -62,6 +67,13 @@ BURST_WINDOWS = 1.0
 RECENT = 16
 FLOOD_SHARE = 0.75
 URGENT = 8
+# A site's opening: no rate limiter refuses a new client's first requests (a token bucket's burst, a
+# window counter's quota), so rate limits spread through a slot's first OPENING first attempts are
+# background, and seed its floor (resting on those few answers). Rate limits that come late in the
+# opening (their positions' rank sum OPENING_Z standard deviations above a uniform spread's) are a
+# burst running out, and seed nothing; nor does a share of FLOOD_SHARE or more.
+OPENING = 40
+OPENING_Z = 2.33
 HYSTART_SAMPLES = 8  # slow start ends once the median of this many latest latencies shows a queue
 ERRORS_STILL_GROWING = 0.5  # a fully used window with errors still grows by 1 if fewer failed than this
 
@@ -199,6 +211,7 @@ class SlotController:
         self._window = _Window()
         self._window_start = now
         self._recent_share = 0.0  # moving share of rate limits over about RECENT answers
+        self._opening: list[bool] | None = []  # the first first attempts: rate limited? (OPENING)
         self._flooded = False  # this window flooded a limit
         self._best: deque[float] = deque(maxlen=config.best_windows)
         self._min_latency = math.inf
@@ -224,6 +237,11 @@ class SlotController:
             window.first_limited += outcome == "limited"
             window.first_errors += outcome == "error"
             self._recent_share += ((outcome == "limited") - self._recent_share) / RECENT
+            if self._opening is not None:
+                self._opening.append(outcome == "limited")
+                if len(self._opening) == OPENING:
+                    self._seed_floor(self._opening)
+                    self._opening = None
         if outcome == "limited":
             window.limited += 1
             self.rate_limited += 1
@@ -241,6 +259,18 @@ class SlotController:
             failed = window.first_errors + window.first_limited  # (a site's background: well under half)
             if self.slow_start and failed < ERRORS_STILL_GROWING * window.first and in_flight + 1 >= int(self.limit):
                 self.limit = min(self.threshold, self.limit + 1)
+
+    def _seed_floor(self, opening: list[bool]) -> None:
+        """Seed the floor with the opening's share of rate limits if they were spread through it (see
+        OPENING) and no cut is being judged (a slow site's first windows may have drawn one)."""
+        limited, n = sum(opening), len(opening)
+        if not limited or limited >= FLOOD_SHARE * n or self._run is not None or self.cuts:
+            return
+        rank_sum = sum(i for i, was in enumerate(opening, 1) if was)
+        spread = math.sqrt(limited * (n - limited) * (n + 1) / 12)
+        if rank_sum - limited * (n + 1) / 2 > OPENING_Z * spread:
+            return  # late: a burst ran out
+        self.floor.raise_to(limited / n, samples=n)
 
     @property
     def slow_start(self) -> bool:
@@ -348,6 +378,8 @@ class SlotController:
         fell = evidence <= 0
         if fell or not slowed:  # fell to the floor: our load (never slowed: the cut stands too)
             self._run = None
+            if fell:  # what is left under the limit is the site's background
+                self.floor.learn(after.first_limited, after.first)
             if run.cuts == 2 and self.rate is not None:  # the limit is between the two cuts: pace
                 self.ceiling = run.accepted  # at what the site accepted after the first
                 self._confirmed = True
@@ -360,11 +392,12 @@ class SlotController:
             self._run = None
             self.action += " -> 429s persisted past the known limit: cut again"
             return self._start_run(after, max(1, self.floor.excess(after.first_limited, after.first)))
-        if run.cuts == 1:  # persisted: test it at a rate cut again, by half
+        if run.cuts == 1:  # persisted: test it at a lower rate, under what the site accepted
             assert self.rate is not None
-            self.rate = max(0.1, PERSIST_FALL * min(self.rate, sent))
             excess = max(0.0, after.first_limited - self.floor.share * after.first)
             run.accepted = max(0.1, (after.total - excess) / after.seconds)
+            answered = (after.ok + after.errors) / after.seconds  # (a limit refuses retries too)
+            self.rate = max(0.1, PERSIST_FALL * min(self.rate, sent), TEST_BELOW * answered)
             run.cuts, run.sent, run.share = 2, sent, share  # the test cut is judged against this phase
             run.after, run.windows, run.elapsed = _Counts(), 0, 0.0
             self.action += " -> 429s persisted: test cut"
@@ -441,7 +474,7 @@ class SlotController:
         elif self.slow_start:  # successes grow it (record)
             return
         # grow what binds: the pace, the concurrency, or both (a pace the concurrency cannot carry)
-        if paced:
+        if paced and window.first >= PROBE_EVIDENCE * window.total:
             self._probe(window.seconds)
         if full:
             self.limit = min(cfg.max_concurrency, self.limit + 1)

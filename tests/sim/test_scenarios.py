@@ -26,7 +26,8 @@ def test_1_background_faults_without_a_limit_cost_no_more_than_fixed_concurrency
     fixed = crawl(fast_site(faults=Faults(**MIXED)), 120, paths=BOOKS, fixed=8)
     assert ours.done == fixed.done == BOOKS
     assert ours.wall <= 1.2 * fixed.wall, (ours.wall, fixed.wall)
-    assert ours.controller.undone >= 1 and ours.controller.floor.share > 0.03  # learnt, not obeyed
+    # learnt from the site's opening, not obeyed: never cut
+    assert ours.controller.cuts == 0 and ours.controller.floor.share > 0.03
 
 
 def test_2_background_faults_and_a_token_bucket() -> None:
