@@ -72,7 +72,7 @@ URGENT = 8
 # background, and seed its floor (resting on those few answers). Rate limits that come late in the
 # opening (their positions' rank sum OPENING_Z standard deviations above a uniform spread's) are a
 # burst running out, and seed nothing; nor does a share of FLOOD_SHARE or more.
-OPENING = 40
+OPENING = 100
 OPENING_Z = 2.33
 HYSTART_SAMPLES = 8  # slow start ends once the median of this many latest latencies shows a queue
 ERRORS_STILL_GROWING = 0.5  # a fully used window with errors still grows by 1 if fewer failed than this
@@ -370,7 +370,10 @@ class SlotController:
         sent = after.total / after.seconds  # the pace took hold: the rate fell, or is met
         slowed = sent <= TOOK_HOLD * run.sent or (self.rate is not None and sent <= 1.1 * self.rate)
         evidence = self._background_evidence(run, after)
-        if not expired and evidence > -DECISIVE and (not slowed or evidence < DECISIVE):
+        # (a verdict of load waits a whole window: the first answers after a cut may be an odd mix of
+        # pages, and holding a cut that was right costs nothing; undoing one that was wrong is urgent)
+        early = run.elapsed < 0.95 * self.config.window
+        if not expired and (evidence > -DECISIVE or early) and (not slowed or evidence < DECISIVE):
             if not slowed:  # (only a slower rate can show a share that persists)
                 run.after = _Counts()  # the pace has not taken hold yet (starts booked before the cut)
             return True

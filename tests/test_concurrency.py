@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from scraper.concurrency import ControllerConfig, NoiseFloor, SlotController
+from scraper.concurrency import OPENING, ControllerConfig, NoiseFloor, SlotController
 from tests.sim.crawl import Bucket, Site, crawl
 
 KNOWN_GAP = "open (docs/adaptive.md, Known gaps): "
@@ -197,8 +197,8 @@ def test_a_floor_measured_on_few_answers_widens_the_noise_band() -> None:
     assert estimated.samples == 185
 
 
-def _opening(controller: SlotController, limited_at: set[int], n: int = 40) -> None:
-    for i in range(1, n + 1):
+def _opening(controller: SlotController, limited_at: set[int]) -> None:
+    for i in range(1, OPENING + 1):
         controller.record("limited" if i in limited_at else "ok", latency=0.01, in_flight=1)
 
 
@@ -206,19 +206,19 @@ def test_rate_limits_spread_through_a_sites_opening_are_its_background() -> None
     """No limiter refuses a new client's first requests: 429s spread through them are background. The
     first window then shows no excess, and nothing is cut."""
     controller = SlotController(ControllerConfig(), now=0.0)
-    _opening(controller, limited_at=set(range(2, 41, 4)))  # 10 of 40, spread
-    assert controller.floor.share == pytest.approx(0.25) and controller.floor.samples == 40
-    for i in range(60):
+    _opening(controller, limited_at=set(range(2, OPENING + 1, 4)))  # a quarter, spread
+    assert controller.floor.share == pytest.approx(0.25) and controller.floor.samples == OPENING
+    for i in range(OPENING):
         controller.record("limited" if i % 4 == 0 else "ok", latency=0.01, in_flight=1)
     controller.decide(1.0)
     assert controller.cuts == 0 and controller.rate is None
 
 
-@pytest.mark.parametrize("limited_at", [set(range(31, 41)), set(range(38, 41)), set(range(6, 41))])
-def test_rate_limits_late_in_the_opening_are_a_burst_running_out(limited_at: set[int]) -> None:
-    """A token bucket's burst, then its 429s (or a flood of them): the floor learns nothing from it."""
+@pytest.mark.parametrize("burst", [OPENING - 10, OPENING - 6, OPENING // 2, 5])
+def test_rate_limits_late_in_the_opening_are_a_burst_running_out(burst: int) -> None:
+    """A token bucket's burst, then its 429s (most answers, or a flood): the floor learns nothing."""
     controller = SlotController(ControllerConfig(), now=0.0)
-    _opening(controller, limited_at)
+    _opening(controller, limited_at={i for i in range(burst + 1, OPENING + 1) if i % 5})
     assert controller.floor.share == 0
     controller.decide(1.0)
     assert controller.cuts == 1
