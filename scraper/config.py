@@ -7,7 +7,7 @@ its own documented default, so it also works in a project that does not copy our
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from scrapy.settings import BaseSettings
@@ -100,3 +100,13 @@ def _check_range(name: str, raw: Any, value: float, kind: str, minimum: float | 
                  maximum: float | None) -> None:
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise InvalidSetting(name, raw, _range(kind, minimum, maximum))
+
+
+def split_list(value: str | Iterable[str] | None, *, on_spaces: bool = True) -> list[str]:
+    """A list setting given as a list, or as a string with commas, newlines or (``on_spaces``)
+    spaces (``-s``, Scrapyd's ``setting=`` and environment variables can only pass strings)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.replace(",", "\n").split() if on_spaces else value.replace("\n", ",").split(",")
+    return [item.strip() for item in value if item and item.strip()]

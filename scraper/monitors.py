@@ -13,7 +13,7 @@ from spidermon.contrib.scrapy.monitors.base import BaseScrapyMonitor
 from spidermon.contrib.scrapy.monitors.monitors import FinishReasonMonitor
 
 from scraper.config import get_float
-from scraper.distributed.connection import redis_url
+from scraper.distributed import redis_url
 from scraper.outcome import Thresholds, deadletter_share
 from scraper.spiders import ANNOUNCED_ITEMS
 

@@ -1,19 +1,7 @@
-"""A scheduler that can hold requests until a time: delayed retries that occupy no download slot.
-
-A request whose ``meta["delay_until"]`` (epoch seconds) is in the future is kept in a delay store,
-not in the downloader, so it counts toward neither ``CONCURRENT_REQUESTS`` nor its site's slot while
-it waits; when it is due it goes back through ``engine.crawl()`` into the normal queue. While any
-request is delayed the scheduler reports pending work, so the spider does not close early. On close,
-requests still waiting go to Scrapy's disk queue when ``JOBDIR`` is set (the resumed run fetches
-them), else they are logged, counted and dead-lettered (:data:`scraper.signals.dead_letter`), never
-silently dropped.
-
-The store is behind a small interface (:class:`DelayStore`) so a distributed scheduler can keep
-delayed requests in Redis instead of one worker's memory (wall-clock due times for that reason).
-Stats: ``retry/pending`` (retries waiting now), ``retry/pending_max``, ``adaptive/pending`` (paced
-starts waiting now), ``scheduler/waiting`` (all delayed requests waiting now), ``scheduler/delayed``
-(requests that were delayed), ``scheduler/delayed_persisted``, ``scheduler/delayed_abandoned``.
-"""
+"""A scheduler that can hold a request until a time, so that delayed retries and paced starts occupy
+no download slot: a request whose ``meta["delay_until"]`` is in the future waits in a delay store,
+then goes back through ``engine.crawl()``. Waiting requests keep the spider open; at a stop they go
+to JOBDIR's disk queue, or are dead-lettered. Behaviour and stats: docs/retries.md."""
 
 from __future__ import annotations
 
@@ -31,39 +19,19 @@ from scrapy.crawler import Crawler
 from scrapy.utils.asyncio import CallLaterResult, call_later
 
 from scraper import signals as our_signals
+from scraper.config import InvalidSetting
 from scraper.crawling import stats_of
+from scraper.distributed import redis_url
+from scraper.meta import DELAY_REASON, DELAY_UNTIL, VIA_SCHEDULER, attempts, delay_reason
 
 logger = logging.getLogger(__name__)
 
-DELAY_KEY = "delay_until"
-#: Set on requests this scheduler hands to the engine. Requests without it were sent by
-#: ``engine.download()`` (robots.txt, media pipelines), which re-downloads a returned request at once:
-#: those cannot wait in the scheduler, so the retry middleware makes them wait itself.
-VIA_SCHEDULER = "_via_scheduler"
-
-
-def via_scheduler(request: Request) -> bool:
-    """Whether the scheduler handed this request out (else ``engine.download()`` sent it, and it
-    cannot wait in the scheduler)."""
-    return bool(request.meta.get(VIA_SCHEDULER))
-
-
-#: Why a request waits (``send_back``'s ``reason``): the progress line counts retries apart.
-DELAY_REASON = "delay_reason"
-
-
-def send_back(request: Request, until: float, reason: str, **meta: Any) -> Request:
-    """A copy of a request that was already scheduled once, to wait in the scheduler until ``until``
-    (epoch seconds), holding no download slot meanwhile, for ``reason`` (``paced``, ``proxy``, ...).
-    Not a duplicate: it skips the dupefilter."""
-    return request.replace(dont_filter=True, meta={**request.meta, **meta, DELAY_KEY: until,
-                                                   DELAY_REASON: reason})
-
-
-def delay_reason(request: Request) -> str:
-    """``retry`` for a delayed retry (the retry middleware sets only ``delay_until``), else the
-    reason it was sent back for."""
-    return request.meta.get(DELAY_REASON) or "retry"
+class HoldsDelayedRequests:
+    """What the retry, adaptive and proxy middlewares rely on, as a base class the scheduler
+    declares: a request whose ``meta["delay_until"]`` (epoch seconds) is in the future is kept out of
+    the downloader until then (holding no slot), the scheduler reports pending work meanwhile, and
+    it sets ``meta[VIA_SCHEDULER]`` on the requests it hands out. :class:`DelayingScheduler` (in
+    memory) and :class:`scraper.distributed.scheduler.LeasingScheduler` (in Redis) both are."""
 
 
 class DelayStore(Protocol):
@@ -117,7 +85,7 @@ class MemoryDelayStore:
         return len(self._heap)
 
 
-class DelayedRequestsMixin:
+class DelayedRequestsMixin(HoldsDelayedRequests):
     """Adds ``delay_until`` support to a Scrapy scheduler class (Scrapy's own or scrapy-redis's)."""
 
     crawler: Crawler
@@ -135,7 +103,7 @@ class DelayedRequestsMixin:
         crawler.signals.connect(self._pace_relaxed, signal=our_signals.pace_relaxed)
 
     def enqueue_request(self, request: Request) -> bool:
-        due = request.meta.get(DELAY_KEY)
+        due = request.meta.get(DELAY_UNTIL)
         if due is not None and due > time.time():
             self.delay_store.push(request, due)
             self._waiting[delay_reason(request)] += 1
@@ -171,8 +139,8 @@ class DelayedRequestsMixin:
                 self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
                     "kind": "request", "reason": "delayed_abandoned", "close_reason": reason,
                     **our_signals.request_fields(request),
-                    "attempts": request.meta.get("retry_times", 0) + request.meta.get("retry_ratelimit_times", 0),
-                    "due_at": request.meta.get(DELAY_KEY),
+                    "attempts": attempts(request),
+                    "due_at": request.meta.get(DELAY_UNTIL),
                 })
             self._waiting.clear()
             self._count_pending()
@@ -184,7 +152,7 @@ class DelayedRequestsMixin:
         cannot hold the request."""
         if getattr(self, "dqs", None) is None:
             return False
-        meta = {k: v for k, v in request.meta.items() if k not in (DELAY_KEY, DELAY_REASON, VIA_SCHEDULER)}
+        meta = {k: v for k, v in request.meta.items() if k not in (DELAY_UNTIL, DELAY_REASON, VIA_SCHEDULER)}
         if not self._dqpush(request.replace(meta=meta)):  # type: ignore[attr-defined]
             return False
         self.crawler.stats.inc_value("scheduler/delayed_persisted")
@@ -212,7 +180,7 @@ class DelayedRequestsMixin:
     def _requeue(self, request: Request) -> None:
         """A delayed request back into the normal queue (wakes the engine)."""
         self._waiting[delay_reason(request)] -= 1
-        request.meta.pop(DELAY_KEY, None)
+        request.meta.pop(DELAY_UNTIL, None)
         request.meta.pop(DELAY_REASON, None)
         self.crawler.engine.crawl(request)
 
@@ -236,18 +204,15 @@ class DelayedRequestsMixin:
 
 
 class DelayingScheduler(DelayedRequestsMixin, Scheduler):  # type: ignore[misc]  # (Scheduler's crawler is optional)
-    """Scrapy's default scheduler plus delayed requests (``SCHEDULER`` setting).
-
-    With ``REDIS_URL`` (or ``$SCRAPER_REDIS_URL``) set it builds the distributed
-    :class:`scraper.distributed.scheduler.LeasingScheduler` instead: distributed mode is
-    configuration, not code."""
+    """Scrapy's default scheduler plus delayed requests: ``SCHEDULER`` as the add-on
+    (:mod:`scraper.addon`) sets it for a crawl without Redis."""
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Any:
-        from scraper.distributed.connection import redis_url  # lazily: imports us, and redis
-        if redis_url(crawler.settings):
-            from scraper.distributed.scheduler import LeasingScheduler
-            return LeasingScheduler.from_crawler(crawler)
+        if redis_url(crawler.settings):  # set by hand: the crawl would quietly not be distributed
+            raise InvalidSetting("SCHEDULER", crawler.settings["SCHEDULER"],
+                                 "scraper.distributed.scheduler.LeasingScheduler, as REDIS_URL is set "
+                                 "(or leave SCHEDULER unset: the add-on picks it)")
         scheduler = super().from_crawler(crawler)
         scheduler._init_delays(crawler)
         return scheduler

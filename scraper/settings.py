@@ -38,8 +38,9 @@ DOWNLOAD_HANDLERS = {
 # Scrapy's downloader, but a slot's concurrency limit holds (scraper/downloader.py).
 DOWNLOADER = "scraper.downloader.Downloader"
 
-# Delayed retries wait in the scheduler, not in the downloader (see scraper/scheduler.py).
-SCHEDULER = "scraper.scheduler.DelayingScheduler"
+# Picks SCHEDULER: delayed retries wait in the scheduler, not in the downloader, in memory or in
+# Redis when REDIS_URL is set (scraper/addon.py).
+ADDONS = {"scraper.addon.Addon": 0}
 
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,

@@ -18,8 +18,7 @@ from fake_useragent import UserAgent
 from scrapy.settings import BaseSettings
 from scrapy_fake_useragent.providers import BaseProvider
 
-from scraper.config import InvalidSetting, get_float
-from scraper.proxies.sources import split_list
+from scraper.config import InvalidSetting, get_float, split_list
 
 DEFAULT_BROWSERS = ("Chrome", "Firefox", "Edge", "Safari")
 DEFAULT_PLATFORMS = ("desktop",)

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 from scrapy import Request, Spider
 from scrapy.utils.test import get_crawler
 
-from scraper.scheduler import DELAY_KEY, DelayedRequestsMixin, MemoryDelayStore, send_back
+from scraper.meta import DELAY_UNTIL, send_back
+from scraper.scheduler import DelayedRequestsMixin, MemoryDelayStore
 from scraper.signals import pace_relaxed
 
 
@@ -69,7 +70,7 @@ def waiting_requests_are_counted() -> None:
     later = time.time() + 60
     sched.enqueue_request(send_back(Request("http://a.test/1"), later, "paced"))
     sched.enqueue_request(send_back(Request("http://a.test/2"), later, "paced"))
-    sched.enqueue_request(Request("http://a.test/3", meta={DELAY_KEY: later}))  # a retry
+    sched.enqueue_request(Request("http://a.test/3", meta={DELAY_UNTIL: later}))  # a retry
     stats = sched.crawler.stats
     assert stats.get_value("retry/pending") == 1 and stats.get_value("retry/pending_max") == 1
     assert stats.get_value("adaptive/pending") == 2 and stats.get_value("scheduler/waiting") == 3
@@ -87,10 +88,10 @@ def a_relaxed_pace_releases_paced_requests() -> None:
     later = time.time() + 60
     for url, slot in [("http://a.test/1", "a.test"), ("http://a.test/2", "a.test"), ("http://b.test/1", "b.test")]:
         sched.enqueue_request(send_back(Request(url, meta={"download_slot": slot}), later, "paced"))
-    sched.enqueue_request(Request("http://a.test/retry", meta={"download_slot": "a.test", DELAY_KEY: later}))
+    sched.enqueue_request(Request("http://a.test/retry", meta={"download_slot": "a.test", DELAY_UNTIL: later}))
     sched.crawler.signals.send_catch_log(pace_relaxed, slot="a.test")
     assert sorted(r.url for r in crawled) == ["http://a.test/1", "http://a.test/2"]
-    assert all(DELAY_KEY not in r.meta for r in crawled)
+    assert all(DELAY_UNTIL not in r.meta for r in crawled)
     stats = sched.crawler.stats
     assert stats.get_value("adaptive/pending") == 1 and stats.get_value("retry/pending") == 1
     assert len(sched.delay_store) == 2  # b.test's paced request and a.test's retry wait on

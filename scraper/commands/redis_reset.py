@@ -12,7 +12,8 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 from scraper.config import CannotStart, InvalidSetting
-from scraper.distributed.connection import connect, redis_url
+from scraper.distributed import redis_url
+from scraper.distributed.connection import connect
 from scraper.distributed.scheduler import alive_window
 from scraper.distributed.state import DEFAULT_PREFIX, Keys, namespace, reset
 from scraper.secrets import mask_url

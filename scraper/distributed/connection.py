@@ -1,7 +1,6 @@
-"""Which Redis, and a connection that rides out a Redis restart.
+"""A Redis connection that rides out a Redis restart (which Redis: :func:`scraper.distributed.redis_url`).
 
-``REDIS_URL`` (setting) or ``SCRAPER_REDIS_URL`` (environment) switches distributed mode on. Commands
-that fail on a connection error or timeout are retried with exponential backoff and jitter for up to
+Commands that fail on a connection error or timeout are retried with exponential backoff and jitter for up to
 ``REDIS_RETRY_SECONDS`` (a restarting Redis comes back and nothing is lost: the frontier is in Redis).
 Redis unreachable at start-up stops the crawl with an error naming the URL, its password masked.
 """
@@ -9,8 +8,6 @@ Redis unreachable at start-up stops the crawl with an error naming the URL, its 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Mapping
 
 from redis import Redis
 from redis.backoff import ExponentialWithJitterBackoff
@@ -23,18 +20,12 @@ from scrapy.settings import BaseSettings
 from scraper.config import CannotStart, get_float
 from scraper.secrets import mask_url, redact
 
-ENV_VAR = "SCRAPER_REDIS_URL"
 BACKOFF_BASE = 0.1  # seconds
 BACKOFF_CAP = 5.0  # seconds
 
 
 class RedisUnavailable(CannotStart):
     """Redis could not be reached at start-up (the message masks the password)."""
-
-
-def redis_url(settings: BaseSettings, environ: Mapping[str, str] | None = None) -> str | None:
-    env = os.environ if environ is None else environ
-    return settings.get("REDIS_URL") or env.get(ENV_VAR) or None
 
 
 def connect(url: str, settings: BaseSettings) -> Redis:

@@ -5,7 +5,6 @@ recovery, idle-close across workers) is in docs/distributed.md."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import os
@@ -19,27 +18,28 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 from scrapy import Request, Spider, signals
+from scrapy.core.scheduler import BaseScheduler
 from scrapy.crawler import Crawler
 from scrapy.http import Response
 from scrapy.settings import BaseSettings
 from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.defer import deferred_from_coro
+from scrapy.utils.request import request_from_dict
 from scrapy_redis import picklecompat
-from scrapy_redis.queue import PriorityQueue
-from scrapy_redis.scheduler import Scheduler as RedisScheduler
 from twisted.internet.defer import Deferred
 
 from scraper import signals as our_signals
 from scraper.config import get_bool, get_float, get_int
 from scraper.crawling import stats_of
-from scraper.distributed import state
-from scraper.distributed.connection import connect, redis_url
+from scraper.distributed import redis_url, state
+from scraper.distributed.connection import connect
 from scraper.distributed.dupefilter import LeasingDupeFilter, bloom_size
 from scraper.distributed.frontier import Frontier, FrontierKeys, Taken
+from scraper.distributed.journal import CommitJournal
 from scraper.distributed.state import DEFAULT_PREFIX
+from scraper.meta import DELAY_UNTIL, LEASE, ROUTED_VIA, VIA_SCHEDULER
 from scraper.pipelines import close_crawl
-from scraper.proxies import ROUTED_VIA
-from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER
+from scraper.scheduler import HoldsDelayedRequests
 from scraper.secrets import mask_url, redact
 from scraper.timers import Repeating, every, stop
 
@@ -49,25 +49,33 @@ DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_IDLE_POLL = 1.0
 DRAIN_POLL = 0.01  # seconds between looks at the engine while a checkpoint waits for in-flight work
 IDLE_POLL_FIRST = 0.02  # seconds the first empty answer is cached; doubles up to REDIS_IDLE_POLL
-LEASE_KEY = "_redis_lease"  # meta: the lease a request was taken under (dropped when serialized)
 
 
-class _Codec(PriorityQueue):
-    """scrapy-redis's request (de)serialization, without its queue operations."""
+class Codec:
+    """A request as bytes in Redis and back: Scrapy's ``Request.to_dict`` (callbacks by name) through
+    scrapy-redis's pickle serializer, as scrapy-redis's own queues store them."""
+
+    def __init__(self, spider: Spider) -> None:
+        self.spider = spider
 
     def encode(self, request: Request) -> bytes:
-        return self._encode_request(request)
+        return picklecompat.dumps(request.to_dict(spider=self.spider))
 
     def decode(self, payload: bytes) -> Request:
-        return self._decode_request(payload)
+        return request_from_dict(picklecompat.loads(payload), spider=self.spider)
 
 
-class LeasingScheduler(RedisScheduler):
+class LeasingScheduler(HoldsDelayedRequests, BaseScheduler):
+    """The engine-facing scheduler over a shared :class:`Frontier` (scrapy-redis's design, with
+    leases): requests and their delays live in Redis, and a request is acked only once its rows
+    are durable (a :class:`CommitJournal` commit)."""
+
     def __init__(self, crawler: Crawler, server: Redis, url: str, *, prefix: str, lease_seconds: float,
                  checkpoint_interval: float, idle_poll: float, persist: bool, drain_timeout: float,
                  prefetch: int,
                  bloom: tuple[int, int] | None, start_urls_key: str) -> None:
-        super().__init__(server, persist=persist, serializer=picklecompat)
+        self.server = server
+        self.persist = persist
         self.crawler = crawler
         self.stats = crawler.stats
         self.url = url
@@ -91,12 +99,6 @@ class LeasingScheduler(RedisScheduler):
         self._last_extend = time.monotonic()
         self._wake: CallLaterResult | None = None
         self._wake_due = 0.0
-        # Two-phase commits: journal entries of ours not yet completed (lease ids, moves), and moves
-        # whose journal write failed (their parts stay hidden; the next checkpoint journals them).
-        self._entry_ids = itertools.count()
-        self._journaled: dict[str, tuple[list[str], list[list[str]]]] = {}
-        self._unjournaled: list[list[str]] = []
-        self._publishing = asyncio.Lock()
         self._recovering: asyncio.Future[None] | None = None
         self._lost = False
 
@@ -133,7 +135,9 @@ class LeasingScheduler(RedisScheduler):
         self.frontier = Frontier(self.server, FrontierKeys.under(namespace), lease_seconds=self.lease_seconds,
                                  worker=self.worker)
         self.workers_key = self.keys.workers
-        self.codec = _Codec(self.server, spider, f"{namespace}:queue", serializer=picklecompat)
+        self.codec = Codec(spider)
+        self.journal = CommitJournal(self.crawler, self.frontier, self.worker, workers_key=self.workers_key,
+                                     lease_seconds=self.lease_seconds, safe=self._safe)
         self.df = LeasingDupeFilter(self.server, f"{namespace}:dupefilter", self.crawler.request_fingerprinter,
                                     debug=self.crawler.settings.getbool("DUPEFILTER_DEBUG"), bloom=self.bloom)
         self.server.zadd(self.workers_key, {self.worker: time.time()})
@@ -149,7 +153,7 @@ class LeasingScheduler(RedisScheduler):
         handed on. (A callback that passes ``meta=response.meta`` to new requests would otherwise
         hand them the lease, and a transfer would ack it before the response's items are durable.)
         Requests a downloader middleware sends back instead (retries, redirects) keep it."""
-        request.meta.pop(LEASE_KEY, None)
+        request.meta.pop(LEASE, None)
 
     def close(self, reason: str) -> Deferred[None]:
         stop(self._loop)
@@ -176,10 +180,10 @@ class LeasingScheduler(RedisScheduler):
         except RedisError as exc:
             logger.error("Redis error on close (%s); leases held by this worker expire in %.0f s and "
                          "are then reclaimed", self._safe(exc), self.lease_seconds)
-        if self._unjournaled or self._journaled:
+        if self.journal.hidden_parts:
             logger.error("%s part(s) left hidden (.inprogress): their requests are re-run by the next "
                          "worker to find their leases expired, or their journal entry finished",
-                         len(self._unjournaled) + sum(len(m) for _, m in self._journaled.values()))
+                         self.journal.hidden_parts)
 
     def _clear_if_finished(self, reason: str) -> None:
         if self.persist or reason != "finished" or self.frontier.counts().total:
@@ -196,11 +200,11 @@ class LeasingScheduler(RedisScheduler):
     # -- the scheduler interface -------------------------------------------------------------------
 
     def enqueue_request(self, request: Request) -> bool:
-        lease = request.meta.pop(LEASE_KEY, None)
+        lease = request.meta.pop(LEASE, None)
         request.meta.pop(VIA_SCHEDULER, None)
         if request.meta.get(ROUTED_VIA):  # a rotating proxy's credentials never go to Redis:
             request.headers.pop(b"Proxy-Authorization", None)  # the next attempt is routed anew
-        due = request.meta.get(DELAY_KEY)
+        due = request.meta.get(DELAY_UNTIL)
         if due is not None and due <= time.time():
             due = None
         follows = [lease] if lease is not None and lease in self.held else []  # acked by the push
@@ -241,9 +245,9 @@ class LeasingScheduler(RedisScheduler):
         self._empty_streak = 0
         lease = self.prefetched.popleft()
         request = self.codec.decode(lease.payload)
-        request.meta[LEASE_KEY] = lease.lease
+        request.meta[LEASE] = lease.lease
         request.meta[VIA_SCHEDULER] = True
-        request.meta.pop(DELAY_KEY, None)
+        request.meta.pop(DELAY_UNTIL, None)
         self.held[lease.lease] = request
         self._stat("scheduler/dequeued/redis")
         return request
@@ -331,80 +335,15 @@ class LeasingScheduler(RedisScheduler):
             engine.unpause()
 
     async def _commit(self, done: list[str]) -> None:
-        """Make the rows of the ``done`` requests durable and visible, and ack them: see the module
-        docstring for the two phases and what a crash between any two steps leaves."""
-        results = await self.crawler.signals.send_catch_log_async(signal=our_signals.checkpoint)
-        moves = [*self._unjournaled, *(move for _, result in results if isinstance(result, list)
-                                       for move in result)]
-        self._unjournaled = []
-        try:
-            if moves:
-                entry = f"{self.worker}:{next(self._entry_ids)}"
-                record = json.dumps({"worker": self.worker, "leases": done, "moves": moves})
-                self.frontier.journal(entry, record.encode(), done)
-                self._journaled[entry] = (done, moves)
-            else:
-                self.frontier.ack(done)
-                self._stat("redis/acked", len(done))
-        except RedisError:
-            self._unjournaled = moves  # still hidden: journalled at the next checkpoint
-            raise
+        """Commit the ``done`` leases (:meth:`CommitJournal.commit`), forget them, publish."""
+        await self.journal.commit(done)
         for lease in done:
             self.held.pop(lease, None)
-        await self._publish_journaled()
-
-    async def _publish_journaled(self) -> None:
-        """Publish the parts of our journal entries, then ack their leases and drop them. Parts that
-        are nowhere to be found give their leases back (re-run); errors leave the entry for later."""
-        async with self._publishing:
-            for entry, (leases, moves) in list(self._journaled.items()):
-                results = await self.crawler.signals.send_catch_log_async(signal=our_signals.publish,
-                                                                          moves=moves)
-                answers = [result for _, result in results if isinstance(result, bool)]
-                try:
-                    if answers and all(answers):
-                        self.frontier.complete(entry, leases)
-                        self._stat("redis/acked", len(leases))
-                    elif False in answers:
-                        logger.warning("Parts of journal entry %s are nowhere to be found; its %s "
-                                       "request(s) will be re-run", entry, len(leases))
-                        self.frontier.abandon(entry, leases)
-                        self._stat("redis/journal/abandoned")
-                    else:  # publishing failed (logged by the signal): try again at the next checkpoint
-                        continue
-                except RedisError as exc:
-                    logger.warning("Redis error while acking: %s (retried at the next checkpoint)",
-                                   self._safe(exc))
-                    continue
-                self._journaled.pop(entry, None)
+        await self.journal.publish()
 
     def _recover_soon(self) -> None:
         if self._recovering is None or self._recovering.done():
-            self._recovering = asyncio.ensure_future(self._recover())
-
-    async def _recover(self) -> None:
-        """Take over the journal entries of workers whose heartbeat is ``REDIS_LEASE_SECONDS`` old
-        (killed between journaling and acking) and finish them as if they were ours."""
-        try:
-            entries = self.frontier.entries()
-            if not entries:
-                return
-            beats = {worker.decode(): beat for worker, beat in
-                     self.server.zrange(self.workers_key, 0, -1, withscores=True)}
-            cutoff = time.time() - self.lease_seconds
-            for entry, seen in entries.items():
-                data = json.loads(seen)
-                if data["worker"] == self.worker or beats.get(data["worker"], 0.0) >= cutoff:
-                    continue
-                mine = json.dumps({**data, "worker": self.worker}).encode()
-                if self.frontier.claim(entry, seen, mine):
-                    logger.info("Finishing the commit of a dead worker (%s, %s request(s))",
-                                data["worker"], len(data["leases"]))
-                    self._stat("redis/journal/recovered")
-                    self._journaled[entry] = (data["leases"], data["moves"])
-            await self._publish_journaled()
-        except RedisError as exc:
-            logger.warning("Redis error while checking for unfinished commits: %s", self._safe(exc))
+            self._recovering = asyncio.ensure_future(self.journal.recover())
 
     def _engine_slot(self) -> Any:
         try:
@@ -446,7 +385,8 @@ class LeasingScheduler(RedisScheduler):
     def _seed_from_start_urls(self) -> bool:
         """Move URLs fed from outside (``LPUSH <spider>:start_urls``) into the frontier."""
         pipe = self.server.pipeline(transaction=True)
-        pipe.lrange(self.start_urls_key, 0, 99).ltrim(self.start_urls_key, 100, -1)
+        pipe.lrange(self.start_urls_key, 0, 99)
+        pipe.ltrim(self.start_urls_key, 100, -1)
         entries, _ = pipe.execute()
         added = 0
         for entry in entries:

@@ -34,14 +34,13 @@ from scrapy.http import Request, Response
 
 from scraper.config import get_bool
 from scraper.crawling import stats_of
+from scraper.meta import FETCHED_AT, RAW_ARCHIVE
 from scraper.output import side_location
 from scraper.parquet.dataset import resolve_uri
 from scraper.secrets import mask_url
 
 logger = logging.getLogger(__name__)
 
-META_KEY = "raw_archive"
-FETCHED_AT = "fetched_at"
 INDEX_PREFIX = "index-"
 # A plain file name: no directories, not hidden, not one of the archive's own index files.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
@@ -74,7 +73,7 @@ class RawArchiveExtension:
         return side_location(self.crawler, self.uri_template, "_raw")
 
     def response_received(self, response: Response, request: Request) -> None:
-        name = request.meta.get(META_KEY)
+        name = request.meta.get(RAW_ARCHIVE)
         if not name or not 200 <= response.status < 300:
             return
         if not isinstance(name, str) or not _NAME.fullmatch(name) or name.startswith(INDEX_PREFIX):

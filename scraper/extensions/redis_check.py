@@ -15,7 +15,8 @@ from scrapy.exceptions import NotConfigured
 
 from scraper.config import get_bool
 from scraper.crawling import spider_of
-from scraper.distributed.connection import connect, redis_url
+from scraper.distributed import redis_url
+from scraper.distributed.connection import connect
 from scraper.distributed.scheduler import alive_window
 from scraper.distributed.state import (
     DEFAULT_PREFIX,

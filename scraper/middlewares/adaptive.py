@@ -25,9 +25,7 @@ from scraper.backoff import RATE_LIMIT_CODES, is_rate_limit
 from scraper.concurrency import ControllerConfig, SlotController
 from scraper.config import InvalidSetting, get_bool, get_float, get_int, get_status_codes
 from scraper.crawling import stats_of
-from scraper.middlewares.retry import RATELIMIT_TIMES_KEY
-from scraper.proxies import ROUTED_VIA
-from scraper.scheduler import send_back, via_scheduler
+from scraper.meta import DONT_ADAPT, RATELIMIT_TIMES, ROUTED_VIA, send_back, via_scheduler
 from scraper.timers import Repeating, every, stop
 
 logger = logging.getLogger(__name__)
@@ -44,7 +42,7 @@ TICKS_PER_WINDOW = 4  # the decision loop runs this often a window: a cut's verd
 
 def is_retry(request: Request) -> bool:
     """A retry (of either budget): its outcome does not count towards the slot's shares."""
-    return bool(request.meta.get("retry_times") or request.meta.get(RATELIMIT_TIMES_KEY))
+    return bool(request.meta.get("retry_times") or request.meta.get(RATELIMIT_TIMES))
 
 
 def controller_config(crawler: Crawler) -> ControllerConfig:
@@ -115,7 +113,7 @@ class AdaptiveConcurrencyMiddleware:
     # act: pacing --------------------------------------------------------------------------------
     def process_request(self, request: Request) -> Request | None:
         meta = request.meta
-        if meta.get("dont_adapt") or not via_scheduler(request):
+        if meta.get(DONT_ADAPT) or not via_scheduler(request):
             return None  # opted out, or a direct engine.download() with no scheduler to wait in
         now = time.time()
         key = self.crawler.engine.downloader.get_slot_key(request)
@@ -298,7 +296,7 @@ class AdaptiveConcurrencyMiddleware:
             logger.info("Adaptive concurrency: %s", " | ".join(parts))
 
     def _controller(self, request: Request) -> SlotController | None:
-        if request.meta.get("dont_adapt"):
+        if request.meta.get(DONT_ADAPT):
             return None
         return self.controllers.get(request.meta.get(SLOT_KEY, ""))
 

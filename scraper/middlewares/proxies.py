@@ -22,9 +22,18 @@ from scrapy.utils.misc import load_object
 
 from scraper import signals as our_signals
 from scraper.backoff import BackoffPolicy
-from scraper.config import InvalidSetting, get_bool, get_float, get_int, get_status_codes
+from scraper.config import InvalidSetting, get_bool, get_float, get_int, get_status_codes, split_list
 from scraper.crawling import stats_of
-from scraper.proxies import ROUTED_VIA
+from scraper.meta import (
+    DONT_ROTATE_PROXY,
+    MAX_PROXY_BAN_RETRIES,
+    PROXY_BAN_TIMES,
+    PROXY_SESSION,
+    PROXY_TAKEN,
+    ROUTED_VIA,
+    send_back,
+    via_scheduler,
+)
 from scraper.proxies.policy import DEFAULT_BAN_CODES, Verdict
 from scraper.proxies.pool import (
     DEFAULT_COOLDOWN_BASE,
@@ -34,14 +43,11 @@ from scraper.proxies.pool import (
     ProxyPool,
     ProxyState,
 )
-from scraper.proxies.sources import ProxySources, split_list
-from scraper.scheduler import send_back, via_scheduler
+from scraper.proxies.sources import ProxySources
 from scraper.timers import Repeating, every, stop
 
 logger = logging.getLogger(__name__)
 
-TAKEN_KEY = "_rotating_proxy_taken"  # meta: its in-flight place is still held
-BAN_RETRIES_KEY = "proxy_ban_retry_times"
 CAP_WAIT_MAX = 1.0  # all proxies at their cap: wait for a release, looking again at least this often
 COOLING_POLL = 0.05  # the least wait for a cooling proxy (engine.download() requests wait in here)
 WAIT_LOG_EVERY = 10.0  # seconds between "all proxies cooling down" log lines
@@ -130,7 +136,7 @@ class RotatingProxyMiddleware:
 
     async def process_request(self, request: Request) -> Request | None:
         meta = request.meta
-        if meta.get("dont_rotate_proxy"):
+        if meta.get(DONT_ROTATE_PROXY):
             return None
         if ROUTED_VIA in meta:  # a copy of a request we routed before (retry, redirect): route it anew
             self._forget(request)
@@ -140,7 +146,7 @@ class RotatingProxyMiddleware:
             if not len(self.pool):  # the list file was emptied: go direct, as with no proxies at all
                 self._stats_inc("proxy/direct")
                 return None
-            choice = self.pool.choose(meta.get("proxy_session"))
+            choice = self.pool.choose(meta.get(PROXY_SESSION))
             if choice.proxy is not None:
                 self._assign(request, choice.proxy)
                 return None
@@ -189,12 +195,12 @@ class RotatingProxyMiddleware:
     def _assign(self, request: Request, proxy: Proxy) -> None:
         request.meta["proxy"] = proxy.url  # HttpProxyMiddleware moves credentials to a header
         request.meta[ROUTED_VIA] = proxy.name
-        request.meta[TAKEN_KEY] = True
+        request.meta[PROXY_TAKEN] = True
         self._stats_inc(f"proxy/requests/{proxy.name}")
 
     def _forget(self, request: Request) -> None:
         """Drop what a previous routing left on a request copy (its proxy and that proxy's header)."""
-        for key in ("proxy", "_auth_proxy", ROUTED_VIA, TAKEN_KEY):
+        for key in ("proxy", "_auth_proxy", ROUTED_VIA, PROXY_TAKEN):
             request.meta.pop(key, None)
         request.headers.pop(b"Proxy-Authorization", None)
 
@@ -209,7 +215,7 @@ class RotatingProxyMiddleware:
         return None if url is None else (name, url)
 
     def _release(self, request: Request) -> None:
-        if request.meta.pop(TAKEN_KEY, False):
+        if request.meta.pop(PROXY_TAKEN, False):
             url = self.pool.by_name.get(request.meta.get(ROUTED_VIA, ""))
             if url is not None:
                 self.pool.release(url)
@@ -223,8 +229,8 @@ class RotatingProxyMiddleware:
         seconds = self.pool.banned(url)
         self._stats_inc(f"proxy/bans/{reason}")
         logger.info("Proxy %s banned (%s) on %s: cooling down for %.0f s", name, reason, request.url, seconds)
-        retries = request.meta.get(BAN_RETRIES_KEY, 0) + 1
-        limit = request.meta.get("max_proxy_ban_retries", self.ban_retry_times)
+        retries = request.meta.get(PROXY_BAN_TIMES, 0) + 1
+        limit = request.meta.get(MAX_PROXY_BAN_RETRIES, self.ban_retry_times)
         if retries > limit:
             self._stats_inc("proxy/ban_retries_exhausted")
             logger.warning("Gave up re-routing %s after %d proxy bans (last: %s via %s)",
@@ -237,7 +243,7 @@ class RotatingProxyMiddleware:
                 })
             return None
         self._stats_inc("proxy/ban_retries")
-        retry = request.replace(dont_filter=True, meta={**request.meta, BAN_RETRIES_KEY: retries})
+        retry = request.replace(dont_filter=True, meta={**request.meta, PROXY_BAN_TIMES: retries})
         self._forget(retry)
         if via_scheduler(request):
             return send_back(retry, time.time(), "proxy")

@@ -23,13 +23,24 @@ from scraper import signals as our_signals
 from scraper.backoff import JITTERS, BackoffPolicy, SiteBackoff, is_rate_limit, parse_retry_after
 from scraper.config import InvalidSetting, get_bool, get_choice, get_float, get_int, get_status_codes
 from scraper.crawling import spider_of, stats_of
-from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER, DelayedRequestsMixin
+from scraper.meta import (
+    DELAY_UNTIL,
+    MAX_RATELIMIT_RETRY_TIMES,
+    RATELIMIT_TIMES,
+    RETRY_BACKOFF_BASE,
+    RETRY_BACKOFF_JITTER,
+    RETRY_BACKOFF_MAX,
+    RETRY_DELAY,
+    RETRY_FOR_SECONDS,
+    VIA_SCHEDULER,
+    attempts,
+)
+from scraper.scheduler import HoldsDelayedRequests
 
 logger = logging.getLogger(__name__)
 
 FIRST_ATTEMPT_KEY = "retry_first_attempt_at"
 SCRAPY_RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]  # Scrapy's RETRY_HTTP_CODES default
-RATELIMIT_TIMES_KEY = "retry_ratelimit_times"
 
 
 def site_of(request: Request) -> str:
@@ -60,10 +71,11 @@ class BackoffRetryMiddleware:
         if not get_bool(settings, "RETRY_ENABLED", True):
             raise NotConfigured("RETRY_ENABLED is False")
         scheduler = load_object(settings["SCHEDULER"])
-        if not (isinstance(scheduler, type) and issubclass(scheduler, DelayedRequestsMixin)):
+        if not (isinstance(scheduler, type) and issubclass(scheduler, HoldsDelayedRequests)):
             raise InvalidSetting("SCHEDULER", settings["SCHEDULER"],
-                                 "scraper.scheduler.DelayingScheduler (or another scheduler with "
-                                 "DelayedRequestsMixin): delayed retries must not wait in the downloader")
+                                 "a scheduler that holds delayed requests (scraper.scheduler.HoldsDelayedRequests; "
+                                 "leave SCHEDULER unset and the add-on picks one): retries must not wait in "
+                                 "the downloader")
         base = get_float(settings, "RETRY_BACKOFF_BASE", 0.5, minimum=0.001)
         cap = get_float(settings, "RETRY_BACKOFF_MAX", 60.0, minimum=base)
         return cls(
@@ -91,7 +103,7 @@ class BackoffRetryMiddleware:
         """A retry of a request that did not come from the scheduler waits here (holding its place:
         there is nowhere else to wait); a scheduled one waits in the scheduler."""
         if not request.meta.pop(VIA_SCHEDULER, False) and isinstance(result, Request):
-            due = result.meta.pop(DELAY_KEY, None)
+            due = result.meta.pop(DELAY_UNTIL, None)
             if due is not None:
                 await sleep(max(0.0, due - time.time()))
         return result
@@ -125,7 +137,7 @@ class BackoffRetryMiddleware:
             self._give_up(request, reason, status, budget="error")
             return None
         attempt = retried.meta["retry_times"] - 1
-        delay = self._policy_for(request).delay(attempt, self.rng, request.meta.get("retry_delay"))
+        delay = self._policy_for(request).delay(attempt, self.rng, request.meta.get(RETRY_DELAY))
         self._stats("retry/budget/error")
         return self._delayed(retried, delay)
 
@@ -136,7 +148,7 @@ class BackoffRetryMiddleware:
         meta = request.meta
         if "max_retry_times" in meta:
             return int(meta["max_retry_times"])
-        retry_for = float(meta.get("retry_for_seconds", self.retry_for))
+        retry_for = float(meta.get(RETRY_FOR_SECONDS, self.retry_for))
         now = time.time()
         if now - meta.get(FIRST_ATTEMPT_KEY, now) < retry_for:
             return max(self.error_times, meta.get("retry_times", 0) + 1)
@@ -146,13 +158,13 @@ class BackoffRetryMiddleware:
                            header: bytes | None) -> Request | None:
         reason = f"{response.status}"
         # Count against the rate-limit budget with Scrapy's helper, keeping the error count intact.
-        probe = request.replace(meta={**request.meta, "retry_times": request.meta.get(RATELIMIT_TIMES_KEY, 0)})
-        limit = request.meta.get("max_ratelimit_retry_times", self.ratelimit_times)
+        probe = request.replace(meta={**request.meta, "retry_times": request.meta.get(RATELIMIT_TIMES, 0)})
+        limit = request.meta.get(MAX_RATELIMIT_RETRY_TIMES, self.ratelimit_times)
         retried = get_retry_request(probe, spider=spider_of(self.crawler), reason=reason, max_retry_times=limit)
         if retried is None:
             self._give_up(request, reason, response.status, budget="ratelimit")
             return None
-        retried.meta[RATELIMIT_TIMES_KEY] = retried.meta["retry_times"]
+        retried.meta[RATELIMIT_TIMES] = retried.meta["retry_times"]
         retried.meta["retry_times"] = request.meta.get("retry_times", 0)
         retry_after = parse_retry_after(header, time.time())
         if retry_after is not None:
@@ -167,31 +179,30 @@ class BackoffRetryMiddleware:
         return self._delayed(retried, delay)
 
     def _delayed(self, request: Request, delay: float) -> Request:
-        request.meta["retry_delay"] = delay
+        request.meta[RETRY_DELAY] = delay
         if delay > 0:
-            request.meta[DELAY_KEY] = time.time() + delay
+            request.meta[DELAY_UNTIL] = time.time() + delay
             self._stats("retry/delayed")
         return request
 
     def _policy_for(self, request: Request) -> BackoffPolicy:
         meta = request.meta
-        if not any(k in meta for k in ("retry_backoff_base", "retry_backoff_max", "retry_backoff_jitter")):
+        if not any(k in meta for k in (RETRY_BACKOFF_BASE, RETRY_BACKOFF_MAX, RETRY_BACKOFF_JITTER)):
             return self.policy
-        base = float(meta.get("retry_backoff_base", self.policy.base))
-        return BackoffPolicy(base, max(base, float(meta.get("retry_backoff_max", self.policy.cap))),
-                             meta.get("retry_backoff_jitter", self.policy.jitter))
+        base = float(meta.get(RETRY_BACKOFF_BASE, self.policy.base))
+        return BackoffPolicy(base, max(base, float(meta.get(RETRY_BACKOFF_MAX, self.policy.cap))),
+                             meta.get(RETRY_BACKOFF_JITTER, self.policy.jitter))
 
     def _give_up(self, request: Request, reason: str | Exception, status: int | None, budget: str) -> None:
         self._dead_letter(request, "retry_exhausted", reason, status, budget=budget)
 
     def _dead_letter(self, request: Request, why: str, reason: str | Exception, status: int | None,
                      **extra: Any) -> None:
-        attempts = 1 + request.meta.get("retry_times", 0) + request.meta.get(RATELIMIT_TIMES_KEY, 0)
         first = request.meta.get(FIRST_ATTEMPT_KEY, time.time())
         self.crawler.signals.send_catch_log(our_signals.dead_letter, record={
             "kind": "request", "reason": why, **extra,
             "error": reason if isinstance(reason, str) else f"{type(reason).__name__}: {reason}",
-            **our_signals.request_fields(request), "attempts": attempts, "last_status": status,
+            **our_signals.request_fields(request), "attempts": 1 + attempts(request), "last_status": status,
             "first_attempt_at": datetime.fromtimestamp(first, UTC).isoformat(),
             "last_attempt_at": datetime.now(UTC).isoformat(),
         })

@@ -28,24 +28,15 @@ from scrapy.downloadermiddlewares.useragent import UserAgentMiddleware
 from scrapy.utils.misc import load_object
 from scrapy_fake_useragent.middleware import RandomUserAgentMiddleware
 
-from scraper.config import InvalidSetting, get_bool, get_choice
+from scraper.config import InvalidSetting, get_bool, get_choice, split_list
 from scraper.crawling import stats_of
-from scraper.proxies import ROUTED_VIA
-from scraper.proxies.sources import split_list
+from scraper.meta import DONT_ROTATE_USER_AGENT, PROXY_SESSION, ROUTED_VIA, UA_ROTATED, attempts
 
 logger = logging.getLogger(__name__)
 
 STICKY_MODES = ("none", "session", "proxy")
 DEFAULT_PROVIDERS = ["scraper.useragents.BrowserUserAgentProvider"]
 FRESH_DRAWS = 20  # draws to find a UA different from the one a retried request had
-ROTATED_KEY = "_ua_rotated"  # meta: (attempt, sticky key) this middleware last set the UA for
-
-
-def attempt_of(request: Request) -> int:
-    """How many times this request was retried, by any layer."""
-    meta = request.meta
-    return (meta.get("retry_times", 0) + meta.get("retry_ratelimit_times", 0)
-            + meta.get("proxy_ban_retry_times", 0))
 
 
 class RotatingUserAgentMiddleware(RandomUserAgentMiddleware):
@@ -89,13 +80,13 @@ class RotatingUserAgentMiddleware(RandomUserAgentMiddleware):
 
     def process_request(self, request: Request) -> None:
         meta = request.meta
-        if meta.get("dont_rotate_user_agent"):
+        if meta.get(DONT_ROTATE_USER_AGENT):
             return None
-        if ROTATED_KEY not in meta and b"User-Agent" in request.headers:
+        if UA_ROTATED not in meta and b"User-Agent" in request.headers:
             return None  # the spider chose this request's UA
-        attempt = attempt_of(request)
+        attempt = attempts(request)
         key = self._sticky_key(request)
-        previous = meta.get(ROTATED_KEY)
+        previous = meta.get(UA_ROTATED)
         retried = previous is not None and previous[0] < attempt
         old = request.headers.get(b"User-Agent")
         agent: str | None
@@ -111,7 +102,7 @@ class RotatingUserAgentMiddleware(RandomUserAgentMiddleware):
                     self._stats_inc("useragent/renewed")
                 agent = self._by_key[key] = self._draw(avoid=agent)
         request.headers[b"User-Agent"] = agent
-        meta[ROTATED_KEY] = (attempt, key)
+        meta[UA_ROTATED] = (attempt, key)
         self._stats_inc("useragent/rotated")
         return None
 
@@ -126,7 +117,7 @@ class RotatingUserAgentMiddleware(RandomUserAgentMiddleware):
 
     def _sticky_key(self, request: Request) -> str | None:
         if self.sticky == "session":
-            session = request.meta.get("proxy_session")
+            session = request.meta.get(PROXY_SESSION)
             return None if session is None else f"session:{session}"
         if self.sticky == "proxy":
             proxy = request.meta.get(ROUTED_VIA)  # masked name: no secret kept or logged

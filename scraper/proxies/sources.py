@@ -6,27 +6,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from scraper.config import InvalidSetting
+from scraper.config import InvalidSetting, split_list
 from scraper.secrets import mask_url
 
 logger = logging.getLogger(__name__)
 
 SCHEMES = ("http", "https")
-
-
-def split_list(value: str | Iterable[str] | None, *, on_spaces: bool = True) -> list[str]:
-    """A list setting given as a list, or as a string with commas, newlines or (``on_spaces``)
-    spaces (``-s``, Scrapyd's ``setting=`` and environment variables can only pass strings)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = value.replace(",", "\n").split() if on_spaces else value.replace("\n", ",").split(",")
-    return [item.strip() for item in value if item and item.strip()]
 
 
 def parse_lines(text: str) -> list[str]:

@@ -11,8 +11,8 @@ import scrapy
 from scrapy.http import Response
 
 from scraper.config import InvalidArgument
-from scraper.extensions.rawarchive import FETCHED_AT, META_KEY
 from scraper.items import QuoteItem
+from scraper.meta import FETCHED_AT, RAW_ARCHIVE
 from scraper.pages.quotes import parse_page, raw_name
 from scraper.spiders import start_urls
 
@@ -40,7 +40,7 @@ class QuotesSpider(scrapy.Spider):
         yield self.page_request(self.start_url)
 
     def page_request(self, url: str) -> scrapy.Request:
-        return scrapy.Request(url, callback=self.parse, meta={META_KEY: raw_name(url)})
+        return scrapy.Request(url, callback=self.parse, meta={RAW_ARCHIVE: raw_name(url)})
 
     def parse(self, response: Response) -> Iterator[QuoteItem | scrapy.Request]:
         # The raw archive's timestamp, so a replay of this page gives identical rows.

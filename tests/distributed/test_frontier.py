@@ -118,7 +118,7 @@ def test_dupefilter_uses_scrapys_fingerprinter_and_bloom_is_atomic(redis_server:
 
 def test_scheduler_keeps_rotating_proxy_credentials_out_of_redis(redis_server: str) -> None:
     from scraper.distributed.scheduler import LeasingScheduler
-    from scraper.proxies import ROUTED_VIA
+    from scraper.meta import ROUTED_VIA
 
     crawler = get_crawler(DemoSpider, settings_dict={"REDIS_URL": redis_server,
                                                      "REDIS_KEY_PREFIX": f"test:{uuid.uuid4().hex}"})

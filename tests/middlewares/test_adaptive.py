@@ -101,8 +101,8 @@ def test_a_paced_start_missed_by_far_is_taken_anew() -> None:
     from types import SimpleNamespace
 
     from scraper.concurrency import SlotController
+    from scraper.meta import DELAY_UNTIL, VIA_SCHEDULER
     from scraper.middlewares.adaptive import PACED_AT
-    from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER
 
     ext = extension(ADAPTIVE_PACE_JITTER=0)
     controller = SlotController(ext.config, time.monotonic())
@@ -117,8 +117,8 @@ def test_a_paced_start_missed_by_far_is_taken_anew() -> None:
 
     assert ext.process_request(paced(now - 0.01)) is None  # its start has just come: it goes
     again = ext.process_request(paced(now - 5))  # missed by far: back to wait for a new start
-    assert again is not None and again.meta[DELAY_KEY] >= now + 0.5
-    assert again.meta[PACED_AT] == again.meta[DELAY_KEY]
+    assert again is not None and again.meta[DELAY_UNTIL] >= now + 0.5
+    assert again.meta[PACED_AT] == again.meta[DELAY_UNTIL]
 
 
 def test_download_delay_is_honoured_as_a_minimum_gap() -> None:
@@ -127,8 +127,8 @@ def test_download_delay_is_honoured_as_a_minimum_gap() -> None:
     import time
     from types import SimpleNamespace
 
+    from scraper.meta import DELAY_UNTIL, VIA_SCHEDULER
     from scraper.middlewares.adaptive import PACED_AT
-    from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER
 
     ext = extension()
     ext.crawler.engine = SimpleNamespace(downloader=SimpleNamespace(get_slot_key=lambda request: "a.test"))
@@ -136,8 +136,8 @@ def test_download_delay_is_honoured_as_a_minimum_gap() -> None:
     first = ext.process_request(Request("http://a.test/1", meta={VIA_SCHEDULER: True}))
     assert first is None  # the first start goes at once
     second = ext.process_request(Request("http://a.test/2", meta={VIA_SCHEDULER: True}))
-    assert second is not None and 0.2 <= second.meta[DELAY_KEY] - time.time() <= 0.8
-    assert second.meta[PACED_AT] == second.meta[DELAY_KEY]
+    assert second is not None and 0.2 <= second.meta[DELAY_UNTIL] - time.time() <= 0.8
+    assert second.meta[PACED_AT] == second.meta[DELAY_UNTIL]
     assert ext._gap("b.test") == 0  # other slots: no delay, no controller pace
 
 

@@ -13,9 +13,9 @@ from scrapy.utils.test import get_crawler
 from twisted.internet.error import ConnectionLost
 
 from scraper.config import InvalidSetting
-from scraper.middlewares.proxies import BAN_RETRIES_KEY, RotatingProxyMiddleware
+from scraper.meta import DELAY_UNTIL, PROXY_BAN_TIMES, VIA_SCHEDULER
+from scraper.middlewares.proxies import RotatingProxyMiddleware
 from scraper.proxies.policy import BanPolicy, Verdict
-from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER
 from scraper.signals import dead_letter
 
 A = "http://alice:pw-a@127.0.0.1:8001"
@@ -92,8 +92,8 @@ def test_a_ban_cools_the_proxy_and_reroutes_through_another() -> None:
     request.headers[b"Proxy-Authorization"] = b"Basic c2VjcmV0"  # as HttpProxyMiddleware leaves it
     ban = HtmlResponse(request.url, body=b"<p>Solve this CAPTCHA</p>", request=request)
     retry = mw.process_response(request, ban)
-    assert isinstance(retry, Request) and retry.dont_filter and retry.meta[BAN_RETRIES_KEY] == 1
-    assert retry.meta[DELAY_KEY] <= time.time()  # back through the scheduler, due now
+    assert isinstance(retry, Request) and retry.dont_filter and retry.meta[PROXY_BAN_TIMES] == 1
+    assert retry.meta[DELAY_UNTIL] <= time.time()  # back through the scheduler, due now
     assert "proxy" not in retry.meta and b"Proxy-Authorization" not in retry.headers
     assert mw.pool.proxies[used].state.value == "cooling"
     route(mw, retry)
@@ -131,7 +131,7 @@ def test_ban_retries_run_out_the_response_goes_on_and_is_dead_lettered() -> None
         records.append(record)
 
     mw.crawler.signals.connect(collect, signal=dead_letter)
-    request = Request("http://site/p", meta={BAN_RETRIES_KEY: 1})
+    request = Request("http://site/p", meta={PROXY_BAN_TIMES: 1})
     route(mw, request)
     forbidden = Response(request.url, status=403, request=request)
     assert mw.process_response(request, forbidden) is forbidden
@@ -143,7 +143,7 @@ def test_all_cooling_requests_wait_in_the_scheduler_or_go_direct() -> None:
     mw = middleware(PROXY_LIST=[A], PROXY_COOLDOWN_BASE=100, PROXY_COOLDOWN_MIN=100)
     mw.pool.banned(A)
     waiting = route(mw, Request("http://site/p"))
-    assert isinstance(waiting, Request) and waiting.meta[DELAY_KEY] > time.time() + 50
+    assert isinstance(waiting, Request) and waiting.meta[DELAY_UNTIL] > time.time() + 50
     assert stats(mw)["proxy/waited"] == 1
     direct = middleware(PROXY_LIST=[A], PROXY_FALLBACK_DIRECT=True)
     direct.pool.banned(A)

@@ -12,8 +12,9 @@ from scrapy.utils.test import get_crawler
 from twisted.internet.error import ConnectionRefusedError
 
 from scraper.config import InvalidSetting
+from scraper.meta import DELAY_UNTIL, VIA_SCHEDULER
 from scraper.middlewares.retry import BackoffRetryMiddleware
-from scraper.scheduler import DELAY_KEY, VIA_SCHEDULER, MemoryDelayStore
+from scraper.scheduler import MemoryDelayStore
 from scraper.signals import dead_letter
 
 
@@ -48,7 +49,7 @@ def fail(mw, request, exception):
 
 
 def delay_of(request: Request) -> float:
-    return request.meta[DELAY_KEY] - time.time()
+    return request.meta[DELAY_UNTIL] - time.time()
 
 
 def test_error_retries_back_off_exponentially_then_give_up_to_a_dead_letter() -> None:
@@ -94,7 +95,7 @@ def test_garbage_retry_after_falls_back_to_backoff() -> None:
     before = time.time()  # (the delay is from the moment of the answer, not from this line's end)
     retried = respond(mw, Request("http://a.test/x"), 429, {"Retry-After": "tomorrow-ish"})
     took = time.time() - before
-    assert 1 <= retried.meta[DELAY_KEY] - before <= 1.2 + took
+    assert 1 <= retried.meta[DELAY_UNTIL] - before <= 1.2 + took
     assert mw.crawler.stats.get_value("retry/retry_after_honoured") is None
 
 
@@ -154,7 +155,7 @@ def test_direct_downloads_wait_in_the_middleware() -> None:
     response = Response(request.url, status=429, headers={"Retry-After": "1"}, request=request)
     retried = asyncio.run(mw.process_response(request, response))
     assert time.monotonic() - started >= 0.9
-    assert isinstance(retried, Request) and DELAY_KEY not in retried.meta
+    assert isinstance(retried, Request) and DELAY_UNTIL not in retried.meta
 
 
 def test_exceptions_are_retried_and_meta_overrides_apply() -> None:

@@ -12,8 +12,8 @@ from scrapy.utils.test import get_crawler
 from localsite.process import LocalSite
 from scraper import settings as project_settings
 from scraper.config import InvalidSetting
+from scraper.meta import ROUTED_VIA
 from scraper.middlewares.useragent import RotatingUserAgentMiddleware
-from scraper.proxies import ROUTED_VIA
 from scraper.useragents import BrowserUserAgentProvider
 from tests.helpers import run_crawl
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from scraper.config import InvalidSetting
-from scraper.proxies.sources import ProxySources, check_url, parse_lines, split_list
+from scraper.config import InvalidSetting, split_list
+from scraper.proxies.sources import ProxySources, check_url, parse_lines
 
 A = "http://a.example:8000"
 B = "http://b.example:8000"
