@@ -1,16 +1,8 @@
 """Retry delays: exponential backoff with jitter, ``Retry-After``, per-site backoff events. No Scrapy.
 
-Jitter modes (AWS, "Exponential Backoff and Jitter"), with ``d = min(cap, base * 2**attempt)``:
-
-- ``full``: ``uniform(0, d)`` — spreads retries the most, least total work (the default);
-- ``equal``: ``d/2 + uniform(0, d/2)`` — never retries almost at once;
-- ``decorrelated``: ``min(cap, uniform(base, 3 * previous))`` — grows from the last delay actually used;
-- ``none``: ``d``.
-
-:class:`SiteBackoff` makes a burst of rate-limit answers from one site count as one backoff event:
-a 429 without ``Retry-After`` that arrives while the site is already backing off joins the current
-window instead of escalating it again (crawlee escalates once per concurrent 429). It only times
-retries: slowing the whole site is the adaptive controller's decision.
+:class:`SiteBackoff` makes a burst of 429s from one site one backoff event, not one escalation per
+concurrent answer; it only times retries (slowing the site is the adaptive controller's decision).
+Jitter modes and behaviour: docs/retries.md.
 """
 
 from __future__ import annotations

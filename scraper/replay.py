@@ -1,14 +1,6 @@
-"""``python -m scraper.replay SPIDER RAW_DIR OUTPUT``: rebuild a dataset from a crawl's raw archive,
-without the network.
-
-A crawl keeps raw responses in ``_raw/`` beside its dataset (:mod:`scraper.extensions.rawarchive`).
-This re-parses each archived page with the parser the spider declares (``raw_parser``, a dotted
-path, e.g. ``scraper.pages.quotes.parse_page``), runs every item through its class's ``normalizer``
-(the same function the pipeline runs), and writes a Parquet dataset with the item class's schema —
-so a fixed parser or normaliser can be applied to old crawls. ``scraped_at`` comes from the archive
-(when the page was fetched), so replaying an unchanged parser gives the crawl's rows exactly.
-
-Normalisation runs inline, in this process: fine for archives of thousands of pages.
+"""``python -m scraper.replay SPIDER RAW_DIR OUTPUT``: rebuild a dataset from a crawl's raw archive, without
+the network, so a fixed parser or normaliser can be applied to old crawls (an unchanged one gives the crawl's
+rows exactly). Behaviour: docs/dead-letters.md (Raw archive and replay).
 """
 
 from __future__ import annotations

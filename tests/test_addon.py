@@ -3,9 +3,6 @@ picked; the in-memory scheduler does not import the Redis one (no import cycle).
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from scrapy import Request, Spider
 from scrapy.utils.test import get_crawler
@@ -61,16 +58,6 @@ def test_the_in_memory_scheduler_refuses_a_crawl_that_should_be_distributed() ->
     crawler = get_crawler(DemoSpider, {"SCHEDULER": LOCAL_SCHEDULER, "REDIS_URL": "redis://127.0.0.1:1/0"})
     with pytest.raises(InvalidSetting, match="SCHEDULER=.*REDIS_URL is set"):
         DelayingScheduler.from_crawler(crawler)
-
-
-def test_no_import_cycle_and_no_redis_client_for_a_local_crawl() -> None:
-    """The in-memory scheduler, the add-on and the middlewares import neither the Redis scheduler
-    nor a Redis client; the Redis scheduler imports the in-memory one's module, not the reverse."""
-    code = ("import sys; import scraper.addon, scraper.scheduler, scraper.middlewares.retry, "
-            "scraper.middlewares.adaptive, scraper.middlewares.proxies; "
-            "print(sorted(m for m in sys.modules if m.startswith(('redis', 'scrapy_redis', 'scraper.distributed.'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
 
 
 def test_the_codec_stores_a_request_as_scrapy_redis_does_and_restores_its_callback() -> None:

@@ -13,9 +13,6 @@ from scrapy.exceptions import UsageError
 
 from scraper.config import CannotStart, InvalidSetting
 from scraper.distributed import redis_url
-from scraper.distributed.connection import connect
-from scraper.distributed.scheduler import alive_window
-from scraper.distributed.state import DEFAULT_PREFIX, Keys, namespace, reset
 from scraper.secrets import mask_url
 
 logger = logging.getLogger(__name__)
@@ -42,6 +39,10 @@ class Command(ScrapyCommand):
         url = redis_url(settings)
         if not url:
             raise UsageError("distributed mode is off: set REDIS_URL (or SCRAPER_REDIS_URL)")
+        # (imported only now: Scrapy imports every command module at each start, to list them)
+        from scraper.distributed.connection import connect
+        from scraper.distributed.scheduler import alive_window
+        from scraper.distributed.state import DEFAULT_PREFIX, Keys, namespace, reset
         try:
             spidercls = self.crawler_process.spider_loader.load(args[0])
         except KeyError:

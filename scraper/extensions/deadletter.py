@@ -1,13 +1,8 @@
 """Dead-letter sink: records of accepted work that could not be completed, as JSON lines.
 
-Components send :data:`scraper.signals.dead_letter` with a ``record``; this extension appends it to
-``deadletter-<token>.jsonl`` in ``DEADLETTER_URI`` (default: ``_deadletter/`` beside the Parquet
-dataset) on its own thread, in order, flushing every line so a killed crawl keeps what it recorded.
-Nothing is created until the first record arrives; a record that cannot be written counts as lost
-(``deadletter/lost``: exit status 4).
-
-Settings: ``DEADLETTER_ENABLED`` (True), ``DEADLETTER_URI`` ("" = beside the dataset).
-Stats: ``deadletter/count``, ``deadletter/kind/<kind>``, ``deadletter/lost``.
+So that nothing accepted is silently lost: a killed crawl keeps every record it wrote, and one that cannot
+be written is counted (``deadletter/lost``, exit status 4). Behaviour: docs/dead-letters.md; settings and
+stats: README.md.
 """
 
 from __future__ import annotations

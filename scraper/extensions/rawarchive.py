@@ -1,18 +1,8 @@
 """Raw archive: keeps the bodies of chosen responses beside the dataset, so parsing and normalisation
 can be re-run later without the network (``python -m scraper.replay``).
 
-A request opts in with ``meta["raw_archive"] = "<file name>"`` (e.g. ``page-3.json``). When its
-response arrives (2xx, after retries and redirects) the body is written, byte for byte, to that name
-in ``RAW_ARCHIVE_URI`` (default: ``_raw/`` beside the Parquet dataset), then one line is appended to
-``index-<token>.jsonl`` there: file, URL, status, encoding, size and ``fetched_at``. The file is
-written before its index line, so the index lists only complete files, even after ``kill -9``. The
-same ``fetched_at`` (UTC datetime) is put in ``meta["fetched_at"]`` for the callback: a spider that
-uses it as its items' ``scraped_at`` gets identical rows from a replay.
-
-Writes go through one background thread, in order: the reactor only hands bodies over.
-
-Settings: ``RAW_ARCHIVE_ENABLED`` (True), ``RAW_ARCHIVE_URI`` ("" = ``_raw/`` beside the dataset;
-same placeholders as ``PARQUET_URI``). Stats: ``raw_archive/files``, ``raw_archive/bytes``.
+A request opts in with ``meta["raw_archive"] = "<file name>"``. Behaviour: docs/dead-letters.md
+(Raw archive and replay); settings and stats: README.md.
 """
 
 from __future__ import annotations

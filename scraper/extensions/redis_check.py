@@ -16,17 +16,6 @@ from scrapy.exceptions import NotConfigured
 from scraper.config import get_bool
 from scraper.crawling import spider_of
 from scraper.distributed import redis_url
-from scraper.distributed.connection import connect
-from scraper.distributed.scheduler import alive_window
-from scraper.distributed.state import (
-    DEFAULT_PREFIX,
-    Keys,
-    RedisLeftovers,
-    leftovers_message,
-    namespace,
-    read_state,
-    reset,
-)
 from scraper.secrets import mask_url
 
 logger = logging.getLogger(__name__)
@@ -39,6 +28,18 @@ class RedisCheck:
         url = redis_url(settings)
         if not url:
             raise NotConfigured  # distributed mode is off: nothing to check (and nothing to warn about)
+        # (imported only now: a crawl without Redis imports no Redis client)
+        from scraper.distributed.connection import connect
+        from scraper.distributed.scheduler import alive_window
+        from scraper.distributed.state import (
+            DEFAULT_PREFIX,
+            Keys,
+            RedisLeftovers,
+            leftovers_message,
+            namespace,
+            read_state,
+            reset,
+        )
         spider = spider_of(crawler)
         keys = Keys(namespace(settings.get("REDIS_KEY_PREFIX", DEFAULT_PREFIX), spider.name, vars(spider)))
         server = connect(url, settings)  # raises RedisUnavailable

@@ -1,13 +1,7 @@
-"""An optional run report: one HTML page beside the output, with plots, for people who would rather
-look than read.
+"""An optional run report: one HTML page beside the output, for people who would rather look than read.
 
-``RUN_REPORT_ENABLED = True`` samples the crawl (pages and items, responses by status, each download
-slot's concurrency limit and requests in flight) and, when the spider closes, writes
-``_report/report.html`` beside the dataset (or to ``RUN_REPORT_URI``): what ran (times, spider arguments,
-outputs, settings changed) and how (three matplotlib charts embedded as PNG data URIs, so the page is one
-self-contained file). Sampling starts every ``RUN_REPORT_INTERVAL`` seconds and halves its resolution
-whenever it holds ``2 × RUN_REPORT_SAMPLES`` samples, so a 3-second run and a 3-hour one both plot a few
-hundred points. Rendering happens once, at the end, off the crawl's hot path.
+Its charts are matplotlib PNGs embedded as data URIs, so the page is one self-contained file; rendering
+happens once, at the end, off the crawl's hot path. Behaviour and settings: README.md (Run report).
 """
 
 from __future__ import annotations

@@ -1,19 +1,7 @@
 """Item pipeline: CPU-heavy normalisation in worker processes, batched, never blocking the reactor.
 
-An item class opts in by declaring ``normalizer: ClassVar[str]``, the dotted path of a picklable
-function ``dict -> dict`` (the fields to update). Items without one pass through untouched.
-
-Settings (read once, validated at start-up):
-
-``NORMALIZE_ENABLED`` (True); ``NORMALIZE_WORKERS`` (CPU count; 0 = inline, in the reactor thread, for
-debugging and baselines); ``NORMALIZE_BATCH_SIZE`` (50); ``NORMALIZE_BATCH_MAX_WAIT`` (0.05 s);
-``NORMALIZE_MAX_PENDING_BATCHES`` (2 x workers); ``NORMALIZE_MP_CONTEXT`` (forkserver | spawn).
-
-An item whose normaliser fails is dead-lettered (:data:`scraper.signals.dead_letter`) and dropped,
-never written half-normalised. Workers that cannot start at all (see :mod:`scraper.normalize.pool`)
-close the spider with reason ``normalize_pool_failed``; the items in flight are dead-lettered.
-Stats: ``normalize/items``, ``normalize/batches``, ``normalize/errors``, ``normalize/pool_restarts``,
-``normalize/queue_wait/avg_ms``, ``normalize/queue_wait/max_ms``.
+Opt-in per item class (``normalizer``); an item whose normaliser fails is dead-lettered, never written
+half-normalised. Behaviour: docs/normalisation.md; settings and stats: README.md.
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
 """Whose fault is it? Classifies a response or an exception seen through a proxy.
 
-- ``BAN``: the proxy is banned or broken (403/407, a ban page such as a captcha, a connection to the
-  proxy refused or timed out, a failed CONNECT tunnel): cool it down, send the request through another.
-- ``RATE_LIMIT``: the site is rate-limiting (429, 503): not the proxy's fault; the retry layer and the
-  adaptive concurrency controller deal with it.
-- ``PAGE_ERROR``: the page itself is wrong (404, 410): nobody's fault, the proxy worked.
-- ``FAILURE``: a soft failure (a dropped connection, another network error): the proxy's health goes
-  down, no cool-down; the retry layer retries it.
-- ``OK``: the proxy delivered.
-
-Replaceable: ``PROXY_POLICY`` names a class with this constructor and these two methods.
+Only a ban cools the proxy down: a site's rate limit or a missing page is not the proxy's fault.
+Replaceable with ``PROXY_POLICY``. Verdicts and what a replacement provides: docs/proxies.md.
 """
 
 from __future__ import annotations

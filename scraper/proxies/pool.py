@@ -1,18 +1,8 @@
 """Proxy pool state and selection: pure, Scrapy-free, with an injected clock and random source.
 
-Each proxy has a health record: a success-rate EWMA, a download-latency EWMA, the requests it has in
-flight, and a cool-down. Selection is *weighted least connections*: the score of an available proxy is
-``health × speed / (1 + in_flight)``, where ``speed`` is the best latency in the pool over this
-proxy's latency; the highest score wins, ties go to the proxy with fewer requests in flight, then to
-the one used least recently. A fast, healthy proxy therefore carries proportionally more traffic,
-a failing or slow one less, and nothing is uniform random.
-
-A banned or broken proxy cools down for ``min(cooldown_max, cooldown_base · 2^(bans-1))`` with full
-jitter. When the cool-down ends it is *reanimated* on probation: one request at a time until a
-success makes it good again; a failure on probation sends it back to cool down for longer. A proxy is
-never stuck "unchecked": probation is driven by the traffic it is given.
-
-Sticky sessions keep one proxy per key until that proxy is banned (or leaves the list).
+Weighted least connections, not uniform random, so a fast, healthy proxy carries proportionally more traffic
+and a failing or slow one less; a banned proxy cools down, then earns its way back on probation.
+Behaviour: docs/proxies.md.
 """
 
 from __future__ import annotations
