@@ -78,6 +78,10 @@ EXTENSIONS = {
     "scraper.extensions.report.RunReport": 0,  # after the outcome: the report shows the exit status
 }
 
+# Scrapy's stats collector, also writing the final stats as JSON when STATS_FILE is set (scraper/stats.py).
+STATS_CLASS = "scraper.stats.JsonFileStatsCollector"
+STATS_FILE = ""
+
 SPIDERMON_ENABLED = True  # close-time checks (scraper.monitors); a failed one fails the run
 
 # Adaptive per-site concurrency (replaces AutoThrottle, which must stay off).

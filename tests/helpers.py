@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow.dataset as ds
 
@@ -25,6 +26,10 @@ class CrawlResult:
 
     def rows(self) -> list[dict]:
         return ds.dataset(self.output, format="parquet").to_table().to_pylist()
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return stats_of(self.output)
 
 
 # For tests that serve bad pages on purpose: the crawl goes on and exits 0 (the thresholds that would fail
@@ -42,7 +47,23 @@ def run_crawl(spider: str, output: Path, *args: str, timeout: float = 300) -> Cr
 
 
 def crawl_argv(spider: str, output: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "scrapy", "crawl", spider, "-s", f"PARQUET_URI={output}", *args]
+    """The crawl's final stats go to ``stats_file(output)`` (JSON: ``STATS_FILE``), for :func:`stat`."""
+    stats = ("-s", f"STATS_FILE={stats_file(output)}") if isinstance(output, Path) else ()
+    return [sys.executable, "-m", "scrapy", "crawl", spider, "-s", f"PARQUET_URI={output}", *stats, *args]
+
+
+def stats_file(output: Path) -> Path:
+    return output.with_name(f"{output.name}.stats.json")
+
+
+def stats_of(output: Path) -> dict[str, Any]:
+    """The final stats of the last crawl that wrote to ``output`` (empty if it wrote none)."""
+    return read_stats(stats_file(output))
+
+
+def read_stats(path: Path) -> dict[str, Any]:
+    """A ``STATS_FILE`` (empty if the crawl wrote none)."""
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def start_crawl(spider: str, output: Path, log: Path, *args: str) -> subprocess.Popen:
@@ -53,10 +74,14 @@ def start_crawl(spider: str, output: Path, log: Path, *args: str) -> subprocess.
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stat(log: str, key: str) -> int:
-    """An integer from the stats dump at the end of a crawl log (0 when absent)."""
-    match = re.search(rf"'{re.escape(key)}': (\d+)", log)
-    return int(match[1]) if match else 0
+def stat(crawl: CrawlResult | Path | dict[str, Any], key: str) -> int:
+    """An integer from a crawl's final stats (0 when absent): a :class:`CrawlResult`, the output path
+    of a crawl started with :func:`start_crawl`, or stats read with :func:`read_stats`."""
+    if isinstance(crawl, dict):
+        stats = crawl
+    else:
+        stats = crawl.stats if isinstance(crawl, CrawlResult) else stats_of(crawl)
+    return int(stats.get(key, 0))
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.1) -> None:

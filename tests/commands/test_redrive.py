@@ -12,13 +12,17 @@ import pyarrow.dataset as ds
 
 from localsite.process import LocalSite
 from scraper import outcome
-from tests.helpers import ROOT, run_crawl, stat
+from tests.helpers import ROOT, read_stats, run_crawl, stat
 
 BOOKS = 200
 
 
-def redrive(dataset: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scrapy", "redrive", str(dataset)], cwd=ROOT,
+def redrive(dataset: Path, stats: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``scrapy redrive DATASET`` (its final stats to ``stats``, if given)."""
+    argv = [sys.executable, "-m", "scrapy", "redrive", str(dataset)]
+    if stats is not None:
+        argv += ["-s", f"STATS_FILE={stats}"]
+    return subprocess.run(argv, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
                           timeout=300)
 
@@ -37,13 +41,13 @@ def test_dead_letters_are_recrawled_into_the_same_dataset_without_duplicates(tmp
         missing = BOOKS - len(upcs(out))
         assert missing > 0 and not (out / "_SUCCESS").exists()
         site.control(fault_rate=0.0)  # the site recovered
-        second = redrive(out)
+        second = redrive(out, tmp_path / "redrive.stats.json")
         log = second.stdout + second.stderr
         again = redrive(out)  # nothing left to re-drive: refused, nothing changes
     assert second.returncode == 0, log[-3000:]
     rows = upcs(out)
     assert len(rows) == BOOKS and len(set(rows)) == BOOKS  # every book, once
-    assert stat(log, "redrive/requests") == stat(first.log, "deadletter/count")
+    assert stat(read_stats(tmp_path / "redrive.stats.json"), "redrive/requests") == stat(first, "deadletter/count")
     assert (out / "_SUCCESS").exists()
     assert not list((out / "_deadletter").glob("*.jsonl")) and list((out / "_deadletter" / "redriven").glob("*.jsonl"))
     assert again.returncode == outcome.NOT_STARTED and "Invalid setting REDRIVE_FROM" in again.stdout + again.stderr

@@ -20,7 +20,7 @@ from localsite.process import LocalSite
 from scraper.distributed.frontier import Frontier, FrontierKeys
 from scraper.parquet.dataset import DatasetWriter
 from scraper.parquet.schema import arrow_schema
-from tests.helpers import RedisServer, crawl_argv, run_crawl, stat, wait_for
+from tests.helpers import RedisServer, crawl_argv, read_stats, run_crawl, stat, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_LEASES = ["-s", "REDIS_LEASE_SECONDS=4", "-s", "REDIS_CHECKPOINT_INTERVAL=1"]
@@ -34,10 +34,15 @@ class Row:
 
 def start_worker(site: LocalSite, output: Path, log: Path, redis_url: str, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SCRAPER_REDIS_URL": redis_url}
-    argv = crawl_argv("books", output, "-a", f"start_url={site.url}", *FAST_LEASES, *extra)
+    argv = crawl_argv("books", output, "-a", f"start_url={site.url}", *FAST_LEASES, *extra,
+                      "-s", f"STATS_FILE={worker_stats(log)}")  # (workers share the output)
     with open(log, "w") as handle:
         return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+
+
+def worker_stats(log: Path) -> Path:
+    return log.with_name(f"{log.name}.stats.json")
 
 
 def busy(log: Path) -> bool:
@@ -64,7 +69,7 @@ def test_three_workers_split_the_catalogue(slow_site: LocalSite, redis_server: s
     rows = upcs(tmp_path / "out")
     assert len(rows) == 1000 and len(set(rows)) == 1000  # every book once: no duplicate fetch or row
     texts = [log.read_text() for log in logs]
-    shares = [stat(text, "item_scraped_count") for text in texts]
+    shares = [stat(read_stats(worker_stats(log)), "item_scraped_count") for log in logs]
     assert sum(shares) == 1000 and all(share > 0 for share in shares), shares
     assert all("Traceback" not in t and "Deprecat" not in t for t in texts)
     pages = slow_site.stats()["requests"]
@@ -103,7 +108,7 @@ def test_a_killed_worker_loses_nothing(slow_site: LocalSite, redis_server: str, 
     assert len(set(rows)) == 1000, "books lost"
     assert len(rows) == 1000, "duplicate rows"
     # The victim's leases expired and were taken back, or its last commit was finished for it.
-    taken_back = sum(stat(log.read_text(), key) for log in logs[1:]
+    taken_back = sum(stat(read_stats(worker_stats(log)), key) for log in logs[1:]
                      for key in ("redis/reclaimed", "redis/journal/recovered"))
     assert taken_back >= 1
 
@@ -133,7 +138,7 @@ def test_a_commit_left_by_a_dead_worker_is_finished_not_rerun(redis_server: str,
     assert result.returncode == 0, result.log[-3000:]
     assert "Traceback" not in result.log
     assert "Finishing the commit of a dead worker (dead, 3 request(s))" in result.log
-    assert stat(result.log, "redis/journal/recovered") == 1
+    assert stat(result, "redis/journal/recovered") == 1
     assert ds.dataset(tmp_path / "theirs", format="parquet").count_rows() == 3  # published
     books = upcs(tmp_path / "out")
     assert len(books) == len(set(books)) == 40
@@ -148,7 +153,7 @@ def test_seeding_from_a_redis_key(redis_server: str, tmp_path: Path) -> None:
                            "-s", f"REDIS_URL={redis_server}", *FAST_LEASES)
     assert result.returncode == 0, result.log[-3000:]
     assert len(set(upcs(tmp_path / "out"))) == 40
-    assert stat(result.log, "redis/start_urls") == 1
+    assert stat(result, "redis/start_urls") == 1
 
 
 def test_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:

@@ -69,8 +69,8 @@ def test_crawl_against_a_token_bucket_paces_just_under_the_limit(tmp_path: Path)
     # Close to the limit, not far below it (before pacing moved to the scheduler this was ~0.25 R;
     # the precise target, >= 0.95 R, is measured by `make bench-ratelimit` on a longer crawl).
     assert sum(steady) / len(steady) >= 0.6 * rate
-    assert stat(result.log, "adaptive/127.0.0.1/delay_ms") > 0
-    assert stat(result.log, "adaptive/paced") > 100  # early requests waited in the scheduler
+    assert stat(result, "adaptive/127.0.0.1/delay_ms") > 0
+    assert stat(result, "adaptive/paced") > 100  # early requests waited in the scheduler
     assert "Adaptive concurrency: 127.0.0.1 c=" in result.log
     assert "'adaptive/127.0.0.1/latency_p50_ms'" in result.log
 
@@ -88,7 +88,7 @@ def test_unthrottled_crawl_grows_from_slow_start(tmp_path: Path, books_site: Loc
     lines = [line for line in result.log.splitlines() if "Adaptive concurrency:" in line]
     concurrency = [int(line.split(" c=")[1].split()[0]) for line in lines]
     assert concurrency and max(concurrency) >= 8  # and grows on an unthrottled site
-    assert stat(result.log, "adaptive/127.0.0.1/delay_ms") == 0  # never paced: no 429s
+    assert stat(result, "adaptive/127.0.0.1/delay_ms") == 0  # never paced: no 429s
     # Connections are kept alive up to the slot's ceiling (scraper/handlers/http11.py); Scrapy's own
     # handler keeps 8 (CONCURRENT_REQUESTS_PER_DOMAIN) and opened ~150 on this crawl.
     assert books_site.stats()["connections"] <= 16

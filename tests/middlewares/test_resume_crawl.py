@@ -36,7 +36,7 @@ def test_a_stopped_crawl_resumed_with_the_same_command_stores_every_book_once(
         if stop == signal.SIGINT:
             assert code == outcome.STOPPED, log.read_text()[-3000:]
             text = log.read_text()
-            assert "Abandoned" not in text and stat(text, "scheduler/delayed_persisted") > 0, text[-3000:]
+            assert "Abandoned" not in text and stat(out, "scheduler/delayed_persisted") > 0, text[-3000:]
         stored_before = len(upcs(out))
         assert 0 < stored_before < 1000
 
@@ -48,6 +48,6 @@ def test_a_stopped_crawl_resumed_with_the_same_command_stores_every_book_once(
     assert manifest["complete"] and manifest["rows"] == 1000 and (out / "_SUCCESS").exists()
     if stop == signal.SIGKILL:
         assert "the last run was killed" in second.log
-        assert stat(second.log, "resume/already_stored") >= stored_before - 50  # stored rows not refetched
+        assert stat(second, "resume/already_stored") >= stored_before - 50  # stored rows not refetched
     else:
         assert "Resuming crawl" in second.log

@@ -38,10 +38,10 @@ def test_each_fault_kind_every_book_exactly_once(tmp_path: Path, kind: str, time
     if kind == "drop":
         # Twisted's connection pool silently retries an idempotent GET once when a reused
         # keep-alive connection dies, so only some drops reach the retry middleware.
-        assert 0 < stat(result.log, "retry/count") <= len(bad)
+        assert 0 < stat(result, "retry/count") <= len(bad)
     else:
-        assert stat(result.log, "retry/count") == times * len(bad)
-    assert stat(result.log, "deadletter/count") == 0
+        assert stat(result, "retry/count") == times * len(bad)
+    assert stat(result, "deadletter/count") == 0
 
 
 def test_transient_faults_and_a_rate_limit_still_deliver_every_book(tmp_path: Path) -> None:
@@ -54,9 +54,9 @@ def test_transient_faults_and_a_rate_limit_still_deliver_every_book(tmp_path: Pa
     assert result.returncode == 0, result.log[-3000:]
     rows = result.rows()
     assert len(rows) == 1000 and len({r["upc"] for r in rows}) == 1000
-    assert int(statuses["429"]) > 0 and stat(result.log, "retry/retry_after_honoured") > 0
-    assert stat(result.log, "retry/backoff_events") < stat(result.log, "retry/budget/ratelimit")
-    assert stat(result.log, "deadletter/count") == 0
+    assert int(statuses["429"]) > 0 and stat(result, "retry/retry_after_honoured") > 0
+    assert stat(result, "retry/backoff_events") < stat(result, "retry/budget/ratelimit")
+    assert stat(result, "deadletter/count") == 0
 
 
 def test_waiting_retries_hold_no_slot(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_waiting_retries_hold_no_slot(tmp_path: Path) -> None:
     from_a = [r["scraped_at"] for r in rows if r["url"].startswith(a.url)]
     from_b = [r["scraped_at"] for r in rows if r["url"].startswith(b.url)]
     assert len(from_a) == 200 and len(from_b) == 200  # nothing lost, the spider waited for A
-    assert stat(result.log, "retry/pending_max") >= 150  # far more than CONCURRENT_REQUESTS
+    assert stat(result, "retry/pending_max") >= 150  # far more than CONCURRENT_REQUESTS
     # Every B book was scraped before the first A retry could even be sent (12 s after A's failure):
     # the waiting retries took no downloader place from B.
     assert max(from_b) < min(from_a)
@@ -90,7 +90,7 @@ def test_faults_that_clear_within_the_time_budget_cost_no_data(tmp_path: Path) -
         bad = faulty(site, 0.2)
     assert result.returncode == 0
     assert len(result.rows()) == 40 and bad and all(paths[p] == 10 for p in bad)
-    assert stat(result.log, "deadletter/count") == 0
+    assert stat(result, "deadletter/count") == 0
 
 
 def test_given_up_requests_are_dead_lettered(tmp_path: Path) -> None:

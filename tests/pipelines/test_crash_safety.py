@@ -66,10 +66,10 @@ def test_graceful_stop_writes_every_accepted_item(slow_site: LocalSite, tmp_path
     assert proc.returncode == outcome.STOPPED, text[-3000:]  # stopped before the end: never 0
     assert "KeyboardInterrupt" not in text and "WorkerCrashed" not in text
     assert "Normalisation worker" not in text  # no worker died or was replaced
-    accepted = stat(text, "normalize/items")
+    accepted = stat(out, "normalize/items")
     rows = ds.dataset(out, format="parquet").count_rows()
     assert 0 < accepted < 1000
-    assert rows + stat(text, "deadletter/count") == accepted == stat(text, "item_scraped_count")
+    assert rows + stat(out, "deadletter/count") == accepted == stat(out, "item_scraped_count")
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["complete"] is False and manifest["finish_reason"] == "shutdown"
     assert manifest["rows"] == rows
@@ -106,7 +106,7 @@ def test_a_clean_close_compacts_the_parts_rollovers_left(tmp_path: Path) -> None
         result = run_crawl("books", out, "-a", f"start_url={site.url}", "-s", "PARQUET_ROLLOVER_SECONDS=0.2",
                            "-s", "PARQUET_COMPACT=True", "-s", "PARQUET_PART_MAX_ROWS=150")
     assert result.returncode == 0, result.log[-3000:]
-    assert stat(result.log, "parquet/rollovers") >= 3 and stat(result.log, "parquet/compacted_parts") >= 2
+    assert stat(result, "parquet/rollovers") >= 3 and stat(result, "parquet/compacted_parts") >= 2
     manifest = json.loads((out / "_manifest.json").read_text())
     assert sorted(p["path"] for p in manifest["parts"]) == [p.name for p in parts(out)]
     assert [p["rows"] for p in manifest["parts"]][0] >= 100  # merged up to PARQUET_PART_MAX_ROWS

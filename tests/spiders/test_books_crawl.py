@@ -59,7 +59,7 @@ def test_complete_dataset_is_marked(full_crawl: CrawlResult) -> None:
     assert manifest["complete"] and manifest["rows"] == 1000 and manifest["item_type"] == "book"
     assert (full_crawl.output / "_SUCCESS").exists()
     assert "Normalisation: 2 forkserver worker(s)" in full_crawl.log or "worker(s)" in full_crawl.log
-    assert stat(full_crawl.log, "normalize/items") == 1000
+    assert stat(full_crawl, "normalize/items") == 1000
 
 
 def test_dataset_types_are_exact(full_crawl: CrawlResult) -> None:
@@ -126,7 +126,7 @@ def test_a_value_the_dataset_cannot_hold_fails_its_page_not_the_crawl(tmp_path: 
     assert result.returncode == 5, result.log[-3000:]  # dead letters beyond the share: said, not hidden
     assert "Traceback" not in result.log and "Closing spider (finished)" in result.log
     assert len(result.rows()) == 60 - len(bad)
-    assert stat(result.log, "pages/malformed") == len(bad)
+    assert stat(result, "pages/malformed") == len(bad)
     assert sorted(r["url"] for r in dead_letters(tmp_path / "out")) == sorted(site.url + b.path for b in bad)
 
 

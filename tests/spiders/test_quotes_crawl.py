@@ -80,7 +80,7 @@ def test_every_quote_exactly_once_every_field_exact(crawl: CrawlResult, api: Loc
         scraped_at = row.pop("scraped_at")
         assert scraped_at.tzinfo is not None and scraped_at >= crawl.started  # type: ignore[attr-defined]
     assert rows_by_page(rows) == expected_rows(api.catalog, api.url)
-    assert stat(crawl.log, "normalize/items") == QUOTES
+    assert stat(crawl, "normalize/items") == QUOTES
 
 
 def test_follows_has_next_one_page_at_a_time(crawl: CrawlResult, api: LocalQuotesSite) -> None:
@@ -116,7 +116,7 @@ def test_raw_responses_are_kept_byte_for_byte_beside_the_dataset(crawl: CrawlRes
     scraped = {row["page"]: row["scraped_at"] for row in crawl.rows()}
     for n, record in enumerate(records, 1):
         assert datetime.fromisoformat(record["fetched_at"]) == scraped[n]  # replays can be exact
-    assert stat(crawl.log, "raw_archive/files") == pages
+    assert stat(crawl, "raw_archive/files") == pages
 
 
 def test_replay_rebuilds_identical_rows_offline(crawl: CrawlResult, tmp_path: Path) -> None:
@@ -167,8 +167,8 @@ def test_faults_and_malformed_pages_go_through_every_middleware(tmp_path: Path) 
     for row in rows:
         row.pop("scraped_at")
     assert rows_by_page(rows) == expected_rows(catalog, site.url, skip=skipped)
-    assert stat(result.log, "pages/malformed") == len(bad_pages)
-    assert stat(result.log, "retry/count") > 0
+    assert stat(result, "pages/malformed") == len(bad_pages)
+    assert stat(result, "retry/count") > 0
     assert not any(agent.startswith("Scrapy/") or agent.startswith("scraper/") for agent in agents)
 
 

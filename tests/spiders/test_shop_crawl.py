@@ -25,5 +25,5 @@ def test_malformed_pages_are_counted_and_the_crawl_goes_on(tmp_path: Path) -> No
     with StaticSite(FIXTURES, origin="https://shop.example", malformed_rate=0.4) as site:
         result = run_crawl("shop", tmp_path / "out", "-a", f"start_url={site.url}", *TOLERATE_BAD_PAGES)
     assert result.returncode == 0, result.log[-3000:]
-    malformed = stat(result.log, "pages/malformed")
+    malformed = stat(result, "pages/malformed")
     assert malformed > 0 and len(result.rows()) + malformed == len(EXPECTED)
