@@ -1,4 +1,5 @@
-"""Normalisation throughput and event-loop lag: inline vs process pool vs pool with batching.
+"""Normalisation throughput and event-loop lag: inline vs process pool vs pool with batching, and the
+same batching over ``concurrent.futures.ProcessPoolExecutor`` (the library alternative to our pool).
 
 Feeds N realistic book records (from the local site's catalogue) through
 :class:`~scraper.normalize.pool.BatchNormalizer` the way the pipeline does (many items in flight,
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 
 from bench.common import alternate_runs, medians, report
 from localsite.catalog import Catalog
-from scraper.normalize.pool import BatchNormalizer
+from scraper.normalize.pool import BatchNormalizer, Outcome
 
 FUNCTION = "scraper.normalize.books.normalize_book"
 IN_FLIGHT = 256  # items the crawl has in the pipeline at once (producers, one item each)
@@ -31,7 +32,7 @@ def make_records(n: int) -> list[dict]:
     return [{**book.expected_item("http://127.0.0.1/"), "scraped_at": now} for book in Catalog(n, seed=3)]
 
 
-async def _measure(normalizer: BatchNormalizer, records: list[dict]) -> dict[str, float]:
+async def _measure(normalizer: BatchNormalizer | ExecutorNormalizer, records: list[dict]) -> dict[str, float]:
     lags: list[float] = []
     stop = asyncio.Event()
 
@@ -62,6 +63,71 @@ async def _measure(normalizer: BatchNormalizer, records: list[dict]) -> dict[str
     return {"items_per_s": len(records) / elapsed,
             "lag_p50_ms": 1000 * statistics.median(lags) if lags else 0.0,
             "lag_p99_ms": 1000 * lags[int(0.99 * (len(lags) - 1))] if lags else 0.0}
+
+
+def _run_batch(path: str, records: list[dict]) -> list[tuple[dict | None, str | None]]:
+    """One batch in a worker process of the executor variant (the function looked up by path)."""
+    from scrapy.utils.misc import load_object
+    function = load_object(path)
+    results: list[tuple[dict | None, str | None]] = []
+    for record in records:
+        try:
+            results.append((function(record), None))
+        except Exception as exc:  # noqa: BLE001 - as the pool reports it: per record
+            results.append((None, f"{type(exc).__name__}: {exc}"))
+    return results
+
+
+class ExecutorNormalizer:
+    """The alternative to ``scraper.normalize.pool``: the same batching (``batch_size`` records or
+    ``max_wait`` seconds) over ``concurrent.futures.ProcessPoolExecutor`` and ``run_in_executor``,
+    with the same ``submit``/``close`` interface, to decide whether our own pool earns its code."""
+
+    def __init__(self, workers: int, batch_size: int = 50, max_wait: float = 0.05) -> None:
+        self.workers, self.batch_size, self.max_wait = workers, batch_size, max_wait
+        self.pool: ProcessPoolExecutor | None = None
+        self.pending: list[tuple[str, dict, asyncio.Future[Outcome]]] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.running: set[asyncio.Future] = set()
+
+    def start(self) -> None:
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"))
+
+    async def submit(self, path: str, record: dict) -> Outcome:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        self.pending.append((path, record, future))
+        if len(self.pending) >= self.batch_size:
+            self._flush()
+        elif self.timer is None:
+            self.timer = loop.call_later(self.max_wait, self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        assert self.pool is not None
+        done = asyncio.get_running_loop().run_in_executor(self.pool, _run_batch, batch[0][0],
+                                                          [record for _, record, _ in batch])
+        self.running.add(done)
+
+        def settle(done: asyncio.Future) -> None:
+            self.running.discard(done)
+            for (_, _, future), (value, error) in zip(batch, done.result(), strict=True):
+                future.set_result(Outcome(value=value, error=error))
+
+        done.add_done_callback(settle)
+
+    async def close(self) -> None:
+        self._flush()
+        if self.running:
+            await asyncio.gather(*self.running)
+        assert self.pool is not None
+        self.pool.shutdown()
 
 
 def _normalize_chunk(records: list[dict]) -> int:
@@ -112,6 +178,8 @@ def main() -> None:
             BatchNormalizer(workers=args.workers, batch_size=1, max_pending=4 * args.workers), records)),
         "pool, batch 50": lambda: asyncio.run(_measure(
             BatchNormalizer(workers=args.workers, batch_size=50), records)),
+        "concurrent.futures executor, batch 50": lambda: asyncio.run(_measure(
+            ExecutorNormalizer(workers=args.workers, batch_size=50), records)),
     }
     variants["bare processes (ceiling)"] = lambda: parallel_ceiling(records, args.workers)
     runs = alternate_runs(variants, args.repeats)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import fcntl
 import importlib
 import logging
 import multiprocessing
@@ -14,7 +13,6 @@ import multiprocessing.util  # registers its exit handler first, so ours (LIFO) 
 import os
 import pickle
 import signal
-import struct
 import threading
 import time
 import traceback
@@ -26,6 +24,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from scraper.normalize.pipes import FramedPipes
+
 logger = logging.getLogger(__name__)
 
 ORPHAN_CHECK_INTERVAL = 1.0  # seconds between a busy worker's checks that its crawl process is alive
@@ -33,9 +33,6 @@ SHUTDOWN_GRACE = 10.0  # seconds a closing normalizer's workers get to exit on t
 CRASH_ATTEMPTS = 2  # a record alone in a worker that crashes it this many times fails
 START_ATTEMPTS = 2  # new workers per worker slot that die before a no-op, in a row, before giving up
 MP_CONTEXTS = ("forkserver", "spawn")  # never a bare fork of the multi-threaded reactor process
-PIPE_SIZE = 1 << 20  # bytes: a whole batch of books fits one pipe write (Linux default 64 KiB)
-READ_SIZE = 1 << 16  # bytes per read of a result pipe: larger reads are mmapped and cost ~10x more
-_HEADER = struct.Struct("!i")  # multiprocessing.connection's frame header: the worker uses Connection
 _PICKLE = pickle.HIGHEST_PROTOCOL
 
 
@@ -224,11 +221,8 @@ class _Batch:
 @dataclass(eq=False)
 class _Worker:
     process: BaseProcess
-    commands: Connection
-    results: Connection
+    pipes: FramedPipes | None = None
     batches: deque[_Batch | None] = field(default_factory=deque)  # sent, in order; None = the no-op
-    unsent: bytearray = field(default_factory=bytearray)  # what the command pipe has not taken yet
-    received: bytearray = field(default_factory=bytearray)  # a result not yet read in full
 
 
 class BatchNormalizer:
@@ -414,59 +408,18 @@ class BatchNormalizer:
         return kept
 
     def _write(self, worker: _Worker, payload: bytes) -> None:
-        frame = _HEADER.pack(len(payload)) + payload
-        if worker.unsent:
-            worker.unsent += frame
-            return
-        try:
-            written = os.write(worker.commands.fileno(), frame)
-        except BlockingIOError:
-            written = 0
-        except OSError:  # the worker is gone: its result pipe's end tells us, and we re-send
-            return
-        if written < len(frame):
-            worker.unsent += frame[written:]
-            assert self._loop is not None
-            self._loop.add_writer(worker.commands.fileno(), self._on_writable, worker)
-
-    def _on_writable(self, worker: _Worker) -> None:
-        assert self._loop is not None
-        try:
-            written = os.write(worker.commands.fileno(), worker.unsent)
-        except BlockingIOError:
-            return
-        except OSError:
-            written = len(worker.unsent)
-        del worker.unsent[:written]
-        if not worker.unsent:
-            self._loop.remove_writer(worker.commands.fileno())
+        assert worker.pipes is not None
+        worker.pipes.send(payload)
 
     # -- receiving -------------------------------------------------------------------------------
 
-    def _on_readable(self, worker: _Worker) -> None:
+    def _on_frame(self, worker: _Worker, frame: bytes) -> None:
         try:
-            data = os.read(worker.results.fileno(), READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._on_death(worker)
-            return
-        buffer = worker.received
-        buffer += data
-        while len(buffer) >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(buffer)
-            end = _HEADER.size + size
-            if len(buffer) < end:
-                return
-            try:
-                reply = pickle.loads(buffer[_HEADER.size:end])
-            except Exception as exc:  # e.g. a result type this process cannot import
-                failed = _failed(exc)
-                reply = (False, f"unreadable result: {failed.error}", failed.traceback)
-            del buffer[:end]
-            self._on_reply(worker, worker.batches.popleft(), reply)
+            reply = pickle.loads(frame)
+        except Exception as exc:  # e.g. a result type this process cannot import
+            failed = _failed(exc)
+            reply = (False, f"unreadable result: {failed.error}", failed.traceback)
+        self._on_reply(worker, worker.batches.popleft(), reply)
 
     def _on_reply(self, worker: _Worker, batch: _Batch | None, reply: Any) -> None:
         if batch is None:  # the no-op: this worker can run things
@@ -527,15 +480,11 @@ class BatchNormalizer:
             command_reader.close()
             result_writer.close()
         _LIVE[process] = os.getpid()
-        for connection in (command_writer, result_reader):
-            os.set_blocking(connection.fileno(), False)
-            try:
-                fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-            except (AttributeError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
-                pass
-        worker = _Worker(process, command_writer, result_reader)
+        worker = _Worker(process)
+        worker.pipes = FramedPipes(self._loop, command_writer, result_reader,
+                                   on_frame=lambda frame: self._on_frame(worker, frame),
+                                   on_closed=lambda: self._on_death(worker))
         self._workers.append(worker)
-        self._loop.add_reader(result_reader.fileno(), self._on_readable, worker)
         worker.batches.append(None)
         self._write(worker, pickle.dumps(None))
 
@@ -548,13 +497,8 @@ class BatchNormalizer:
 
     def _detach(self, worker: _Worker) -> None:
         """Stop watching ``worker``'s pipes and close them (a live worker then exits)."""
-        assert self._loop is not None
-        self._loop.remove_reader(worker.results.fileno())
-        if worker.unsent:
-            self._loop.remove_writer(worker.commands.fileno())
-            worker.unsent.clear()
-        worker.commands.close()
-        worker.results.close()
+        assert worker.pipes is not None
+        worker.pipes.close()
 
     def _on_death(self, worker: _Worker) -> None:
         """``worker`` is gone: replace it, re-run the batch it was running one record at a time, and
