@@ -3,6 +3,7 @@ and leaves only complete, readable Parquet parts."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -109,7 +110,10 @@ def test_a_clean_close_compacts_the_parts_rollovers_left(tmp_path: Path) -> None
     assert stat(result, "parquet/rollovers") >= 3 and stat(result, "parquet/compacted_parts") >= 2
     manifest = json.loads((out / "_manifest.json").read_text())
     assert sorted(p["path"] for p in manifest["parts"]) == [p.name for p in parts(out)]
-    assert [p["rows"] for p in manifest["parts"]][0] >= 100  # merged up to PARQUET_PART_MAX_ROWS
+    sizes = [p["rows"] for p in manifest["parts"]]
+    assert len(sizes) < stat(result, "parquet/rollovers")
+    # merged up to PARQUET_PART_MAX_ROWS: no two neighbours would have fitted in one part
+    assert all(a + b > 150 for a, b in itertools.pairwise(sizes)), sizes
     upcs = ds.dataset(out, format="parquet").to_table(columns=["upc"]).column("upc").to_pylist()
     assert len(upcs) == 200 and len(set(upcs)) == 200
     assert not list(out.glob(".*"))  # nothing left hidden
