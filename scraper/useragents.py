@@ -1,13 +1,7 @@
-"""A scrapy-fake-useragent provider over fake-useragent's offline data, filtered once at start-up.
-
-fake-useragent 2.x's own ``UserAgent.random`` re-filters its ~7,000 records on every call and, when
-its filters match nothing, logs a warning and returns the fallback: a crawl that asked for
-``'desktop'`` silently sends one fixed UA. This provider filters once, fails at start-up (naming the
-setting) when nothing matches, and picks by the records' real-world share.
-
-Settings: ``USERAGENT_BROWSERS`` (Chrome, Firefox, Edge, Safari), ``USERAGENT_PLATFORMS`` (desktop),
-``USERAGENT_OS`` (Windows, Mac OS X, Linux, Ubuntu, Chrome OS), ``USERAGENT_MIN_VERSION`` (0).
-"""
+"""A scrapy-fake-useragent provider over fake-useragent's offline data, filtered once at start-up:
+fake-useragent 2.x's own ``UserAgent.random`` re-filters ~7,000 records per call and, when nothing
+matches, quietly returns its one fallback UA. This one fails at start-up naming the setting, and picks
+by the records' real-world share. Settings (``USERAGENT_*``): README.md."""
 
 from __future__ import annotations
 

@@ -1,13 +1,7 @@
-"""Shared duplicate filter in Redis, keyed by Scrapy's configured request fingerprinter.
-
-scrapy-redis's ``RFPDupeFilter`` hashes requests its own way (ignoring ``REQUEST_FINGERPRINTER_CLASS``)
-and deletes the shared set when any one worker closes. This subclass uses the crawler's fingerprinter,
-never clears on close (the scheduler clears a finished crawl), and offers a memory-bounded Bloom
-filter: ``REDIS_DUPEFILTER_BLOOM = True`` keeps ``m = -n·ln(p)/ln(2)²`` bits for ``n =
-REDIS_BLOOM_CAPACITY`` requests at false-positive rate ``p = REDIS_BLOOM_ERROR_RATE`` (with ``k =
-m/n·ln 2`` hashes); check-and-set is one Lua script, so two workers cannot both see a URL as new. A
-false positive skips a request that was never crawled: size the filter for the crawl.
-"""
+"""Shared duplicate filter in Redis, keyed by Scrapy's configured request fingerprinter. scrapy-redis's
+``RFPDupeFilter`` hashes requests its own way and deletes the shared set when any one worker closes;
+this subclass uses the crawler's fingerprinter, never clears on close (the scheduler clears a finished
+crawl), and offers a Bloom filter checked and set in one Lua script (sizing: docs/distributed.md)."""
 
 from __future__ import annotations
 

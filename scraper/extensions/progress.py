@@ -1,13 +1,7 @@
-"""Progress line and end-of-crawl summary: what someone watching a long crawl wants to see.
-
-Replaces Scrapy's ``LogStats`` (same ``LOGSTATS_INTERVAL`` setting, 0 = off, and the same opening words,
-so tools that parse "Crawled N pages (at X pages/min), scraped M items (at Y items/min)" keep working)
-with a line that goes on: the share of the site's announced items done and an ETA (when the spider
-knows the total), requests in flight, retries and paced starts waiting (apart), the share of
-responses since the last line that were 429s,
-the busiest download slots (downloading / concurrency limit) and, with proxy rotation, the proxies' health.
-At the end it logs one summary: items written, dropped and dead-lettered, and where the data went.
-"""
+"""Progress line and end-of-crawl summary: what someone watching a long crawl wants to see. Replaces
+Scrapy's ``LogStats`` (same ``LOGSTATS_INTERVAL``, same opening words, so tools that parse them keep
+working) with a line that goes on: share done and ETA, in flight, retries and paced starts waiting,
+429s, busiest slots, proxies. Its fields: README.md, "Watching a crawl"."""
 
 from __future__ import annotations
 
