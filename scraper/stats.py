@@ -22,8 +22,11 @@ class JsonFileStatsCollector(MemoryStatsCollector):
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
         path = crawler.settings.get("STATS_FILE") or ""
-        if path and not Path(path).parent.is_dir():  # checked now: at close it would be too late
-            raise InvalidSetting("STATS_FILE", path, "a file path in an existing directory")
+        if path:  # checked now: at close it would be too late
+            parent = Path(path).parent
+            if not parent.is_dir() or not os.access(parent, os.W_OK):
+                raise InvalidSetting("STATS_FILE", path, "a file path in an existing, writable directory")
+            Path(path).unlink(missing_ok=True)  # an earlier run's stats must not pass for this one's
         self.path = path
 
     def _persist_stats(self, stats: StatsT) -> None:

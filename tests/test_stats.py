@@ -53,3 +53,10 @@ def test_a_file_that_cannot_be_written_at_close_is_an_error_line_not_a_crash(
         stats.close_spider(reason="finished")
     assert "STATS_FILE" in caplog.text
     assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]
+
+
+def test_an_earlier_runs_file_is_removed_at_start_up(tmp_path: Path) -> None:
+    """If this run cannot write its stats, no reader takes the last run's for them."""
+    (tmp_path / "stats.json").write_text('{"item_scraped_count": 1000}')
+    collector(tmp_path / "stats.json")
+    assert not (tmp_path / "stats.json").exists()

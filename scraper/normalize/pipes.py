@@ -92,6 +92,7 @@ class FramedPipes:
             end = HEADER.size + size
             if len(buffer) < end:
                 return
-            frame = bytes(buffer[HEADER.size:end])
+            with memoryview(buffer) as view:  # (one copy of the frame, not two)
+                frame = bytes(view[HEADER.size:end])
             del buffer[:end]
             self.on_frame(frame)
