@@ -55,9 +55,9 @@ PROBE_MAX = 0.25  # the largest probe step per window
 # Rate limits are judged on first attempts, so a window of mostly retries (a crawl's tail) could not
 # show that a probe went too far: the rate is probed only while first attempts are this share of answers.
 PROBE_EVIDENCE = 0.25
-# Past a confirmed ceiling, a token bucket's burst hides the overshoot until it drains: steps stay
-# under PROBE_BURST until the rate sent beyond the ceiling exceeds BURST_WINDOWS windows' worth of
-# it; a rate limit before that cuts back under the old ceiling, none by then makes it stale.
+# Past a ceiling (confirmed, or the first estimate), a token bucket's burst hides the overshoot until
+# it drains: steps stay under PROBE_BURST until the rate sent beyond the ceiling exceeds BURST_WINDOWS
+# windows' worth of it; a rate limit before that cuts back under the old ceiling, none by then makes it stale.
 PROBE_BURST = 0.05
 BURST_WINDOWS = 1.0
 # An unpaced slot is flooding a limit (a token bucket's burst ran out) when its recent answers are
@@ -343,18 +343,26 @@ class SlotController:
         excess = self.floor.excess(evidence.first_limited, evidence.first)
         if not excess:
             return False
+        # what the site accepts shows from the first window with rate limits on (a bucket that refuses
+        # some passes exactly its rate); the windows before, the rate still rising, would understate it
+        limited = [counts for counts in recent if counts.limited]
+        saturated = _Counts()
+        for counts in list(recent)[recent.index(limited[0]) if limited else 0:]:
+            saturated.add(counts)
         recent.clear()
-        return self._start_run(evidence, excess)
+        return self._start_run(evidence, excess, saturated)
 
-    def _start_run(self, evidence: _Counts, excess: int) -> bool:
-        """Cut for ``excess`` rate limits in ``evidence``, and judge the cut in the next windows."""
+    def _start_run(self, evidence: _Counts, excess: int, saturated: _Counts | None = None) -> bool:
+        """Cut for ``excess`` rate limits in ``evidence`` (``saturated``: its windows from the first
+        with rate limits), and judge the cut in the next windows."""
         sent, share = evidence.total / evidence.seconds, evidence.first_limited / evidence.first
         self._run = _Run(share, share, sent,
                          (self.limit, self.threshold, self.rate, self.ceiling, self._confirmed),
                          min_windows=2 if self._flooded else 1)
         # what the site accepted: every answer but the rate limits beyond the floor (retries' too)
-        refused = max(excess, evidence.limited - self.floor.share * evidence.total)
-        self._cut(accepted=max(0.1, (evidence.total - refused) / evidence.seconds))
+        saturated = saturated or evidence
+        refused = max(min(excess, saturated.limited), saturated.limited - self.floor.share * saturated.total)
+        self._cut(accepted=max(0.1, (saturated.total - refused) / saturated.seconds))
         self.action += f" -> excess {excess}: cut"
         return True
 
@@ -485,9 +493,9 @@ class SlotController:
     def _probe(self, seconds: float) -> None:
         """Raise a paced rate that binds. Under a confirmed ceiling: by ``rate_probe`` a window near
         it (steps doubling far below it), up to ``SETTLED`` of it; settled there for
-        ``SETTLE_WINDOWS``, past it with steps doubling from 1% (under ``PROBE_BURST`` until a burst
-        could no longer hide the overshoot), as while the ceiling is only an estimate. A site whose
-        capacity grew is found in a few windows; one that did not costs a few 429s."""
+        ``SETTLE_WINDOWS``, past it with steps doubling from 1%, as past a ceiling that is only an
+        estimate (under ``PROBE_BURST`` until a burst could no longer hide the overshoot). A site
+        whose capacity grew is found in a few windows; one that did not costs a few 429s."""
         assert self.rate is not None
         cfg, ceiling, step_max = self.config, self.ceiling, PROBE_MAX
         if self._confirmed and ceiling is not None:
@@ -501,6 +509,7 @@ class SlotController:
                 self._settled += 1
                 self._step = cfg.rate_probe
                 return
+        if ceiling is not None and (self._confirmed or self.rate >= ceiling):
             self._overshoot += max(0.0, self.rate - ceiling) * seconds
             if self._overshoot < BURST_WINDOWS * ceiling * cfg.window:
                 step_max = PROBE_BURST
