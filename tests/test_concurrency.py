@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
 
-from scraper.concurrency import OPENING, ControllerConfig, NoiseFloor, SlotController
+from scraper.concurrency import OPENING, PROBE_BURST, ControllerConfig, NoiseFloor, SlotController
 from tests.sim.crawl import Bucket, Site, crawl
 
 KNOWN_GAP = "open (docs/adaptive.md, Known gaps): "
@@ -64,6 +65,52 @@ def test_a_first_ceiling_estimated_too_low_is_probed_past() -> None:
             controller.record("ok", 0.01, in_flight=2)
         controller.decide(21.0 + window)
     assert 1 / controller.decision().delay <= confirmed * 1.1  # settled just under it again
+
+
+def test_past_a_first_estimate_steps_stay_small_until_a_burst_could_no_longer_hide_the_overshoot() -> None:
+    """A first ceiling of ~40/s, right this time (a 40/s bucket whose burst has refilled): probing
+    past it, no 429 shows until the burst drains, so the steps stay under PROBE_BURST until a window's
+    worth was sent past the estimate; only then do they double (doubling at once ran it to 60/s)."""
+    controller = SlotController(ControllerConfig(start=8), 0.0)
+    for _ in range(43):
+        controller.record("ok", 0.002, in_flight=8)
+    for _ in range(30):
+        controller.record("limited", in_flight=8)
+    controller.decide(1.0)
+    estimate = controller.ceiling
+    rates, now = [1 / controller.decision().delay], 1.0
+    for _ in range(25):  # the pace binds, nothing is refused
+        for _ in range(round(rates[-1])):
+            controller.record("ok", 0.002, in_flight=2)
+        now += 1.0
+        rates.append(1 / controller.decide(now).delay)
+    assert estimate is not None and rates[0] < estimate
+    overshoot, doubled = 0.0, False  # requests sent past the estimate so far
+    for rate, after in itertools.pairwise(rates):
+        overshoot += max(0.0, rate - estimate)  # (one window at ``rate``)
+        if estimate <= rate and overshoot < estimate:  # less than a window's worth sent past it
+            assert after <= rate * (1 + PROBE_BURST) + 1e-9
+        doubled |= overshoot >= estimate and after > rate * (1 + PROBE_BURST)
+    assert doubled  # ...and then the steps double again
+    assert rates[-1] > 1.5 * estimate  # a site whose capacity is higher is still found
+
+
+def test_a_cut_paces_at_what_the_site_accepted_once_it_refused_some() -> None:
+    """The rate sent rose through the evidence windows (20, 30, then 44/s with 4 refused): a bucket
+    that refuses some passes exactly its rate, so the cut paces at 0.93 x the 40/s of the last
+    window, not at the average over every evidence window (the opening's included: 44/s here)."""
+    controller = SlotController(ControllerConfig(start=16), 0.0)
+    for _ in range(OPENING):  # an opening without 429s: floor 0
+        controller.record("ok", 0.002, in_flight=2)
+    controller.decide(1.0)
+    for second, (ok, limited) in enumerate([(20, 0), (30, 0), (40, 4)], start=2):
+        for _ in range(ok):
+            controller.record("ok", 0.002, in_flight=2)
+        for _ in range(limited):
+            controller.record("limited", in_flight=2)
+        controller.decide(float(second))
+    assert controller.cuts == 1
+    assert 1 / controller.decision().delay == pytest.approx(0.93 * 40, rel=0.01)
 
 
 def test_slow_start_and_bounds() -> None:
