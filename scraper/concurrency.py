@@ -10,6 +10,7 @@ are specified in ``docs/adaptive.md``; the clock is injected.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections import deque
@@ -345,9 +346,9 @@ class SlotController:
             return False
         # what the site accepts shows from the first window with rate limits on (a bucket that refuses
         # some passes exactly its rate); the windows before, the rate still rising, would understate it
-        limited = [counts for counts in recent if counts.limited]
+        first = next((at for at, counts in enumerate(recent) if counts.limited), 0)
         saturated = _Counts()
-        for counts in list(recent)[recent.index(limited[0]) if limited else 0:]:
+        for counts in itertools.islice(recent, first, None):
             saturated.add(counts)
         recent.clear()
         return self._start_run(evidence, excess, saturated)
