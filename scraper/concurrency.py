@@ -14,7 +14,8 @@ import itertools
 import math
 import statistics
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 # Noise floor: a share of rate limits is load-caused only beyond what the floor explains, by more
 # than MARGIN of the responses (BBRv2 ignores loss under ~2% per round), Z standard deviations of a
@@ -75,6 +76,11 @@ URGENT = 8
 # burst running out, and seed nothing; nor does a share of FLOOD_SHARE or more.
 OPENING = 100
 OPENING_Z = 2.33
+# Background is seldom even across a site's pages (product pages behind a throttled backend answer
+# 429s, listing pages never do), and a crawl's mix of pages changes as it goes (listing pages first):
+# each kind of page with at least OPENING_KIND first attempts in the opening gets a floor of its own.
+OPENING_KIND = 20
+MAX_KINDS = 32  # kinds of page with a floor of their own, per slot (later ones share the slot's)
 HYSTART_SAMPLES = 8  # slow start ends once the median of this many latest latencies shows a queue
 ERRORS_STILL_GROWING = 0.5  # a fully used window with errors still grows by 1 if fewer failed than this
 
@@ -126,11 +132,12 @@ class NoiseFloor:
     def excess(self, events: int, total: int) -> int:
         """How many of ``events`` (in ``total`` responses) the floor does not explain, or 0 when the
         difference is within noise (the window's binomial spread plus the floor estimate's)."""
-        beyond = events - self.share * total
+        return _beyond_noise(events - self.share * total, total, self.variance(total))
+
+    def variance(self, total: int) -> float:
+        """Of the count of background events in ``total`` responses: binomial, and the estimate's."""
         spread = max(self.share, FLOOR_MIN)
-        variance = total * spread * (1 - spread) * (1 + total / self.samples)
-        noise = max(MIN_EXCESS, MARGIN * total, Z * math.sqrt(variance))
-        return math.ceil(beyond) if beyond > noise else 0
+        return total * spread * (1 - spread) * (1 + total / self.samples)
 
     def learn(self, events: int, total: int) -> None:
         if total:
@@ -140,6 +147,13 @@ class NoiseFloor:
     def raise_to(self, share: float, samples: float = math.inf) -> None:
         if share > self.share:
             self.share, self.samples = min(0.99, share), samples
+
+
+def _beyond_noise(beyond: float, total: int, variance: float) -> int:
+    """``beyond`` rate limits (of ``total`` answers) more than background explains, if that is more
+    than MIN_EXCESS, MARGIN of the answers and Z standard deviations (``variance``); else 0."""
+    noise = max(MIN_EXCESS, MARGIN * total, Z * math.sqrt(variance))
+    return math.ceil(beyond) if beyond > noise else 0
 
 
 @dataclass
@@ -153,6 +167,7 @@ class _Counts:
     first: int = 0
     first_limited: int = 0
     first_errors: int = 0
+    kinds: dict[str, list[int]] = field(default_factory=dict)  # kind of page: [first attempts, rate limited]
 
     @property
     def total(self) -> int:
@@ -166,6 +181,10 @@ class _Counts:
         self.first += other.first
         self.first_limited += other.first_limited
         self.first_errors += other.first_errors
+        for kind, (first, limited) in other.kinds.items():
+            mine = self.kinds.setdefault(kind, [0, 0])
+            mine[0] += first
+            mine[1] += limited
 
 
 @dataclass
@@ -174,12 +193,103 @@ class _Window(_Counts):
     latencies: list[float] = field(default_factory=list)
 
 
+def _later_than_uniform(opening: list[tuple[str, bool]]) -> float:
+    """How much later than a uniform spread the rate limits come in ``opening`` (kind, rate limited?),
+    in standard deviations: a rank-sum statistic stratified by kind of page (an opening of listing
+    pages, then products that answer 429s, has them late overall but not among the products)."""
+    positions: dict[str, list[tuple[int, bool]]] = {}
+    for at, (kind, was) in enumerate(opening, 1):
+        positions.setdefault(kind, []).append((at, was))
+    beyond = variance = 0.0
+    for answers in positions.values():
+        n, hits = len(answers), [at for at, was in answers if was]
+        if not hits or len(hits) == n:
+            continue
+        mean = sum(at for at, _ in answers) / n
+        spread = sum((at - mean) ** 2 for at, _ in answers) / n
+        beyond += sum(hits) - len(hits) * mean
+        variance += len(hits) * (n - len(hits)) / (n - 1) * spread
+    return beyond / math.sqrt(variance) if variance else 0.0
+
+
+@dataclass
+class NoiseFloors:
+    """A slot's noise floors of rate limits, one per kind of page (see OPENING_KIND), and the slot's
+    own over all kinds: the rate limits a set of answers' floors explain is the sum over its kinds,
+    and a kind not measured yet has the slot's floor."""
+
+    slot: NoiseFloor = field(default_factory=NoiseFloor)
+    kinds: dict[str, NoiseFloor] = field(default_factory=dict)
+
+    @property
+    def share(self) -> float:
+        return self.slot.share
+
+    @property
+    def samples(self) -> float:
+        return self.slot.samples
+
+    def explained(self, counts: _Counts) -> tuple[float, float]:
+        """How many of ``counts``' first attempts the floors expect to be rate limits, and the variance."""
+        mean = variance = 0.0
+        for kind, (first, _) in counts.kinds.items():
+            floor = self.kinds.get(kind, self.slot)
+            mean += floor.share * first
+            variance += floor.variance(first)
+        return mean, variance
+
+    def share_of(self, counts: _Counts) -> float:
+        """The floors' share of rate limits for ``counts``' mix of pages."""
+        return self.explained(counts)[0] / counts.first if counts.first else self.slot.share
+
+    def excess(self, counts: _Counts) -> int:
+        """How many of ``counts``' first attempts that were rate limits the floors do not explain."""
+        mean, variance = self.explained(counts)
+        return _beyond_noise(counts.first_limited - mean, counts.first, variance)
+
+    def learn(self, counts: _Counts) -> None:
+        for kind, (first, limited) in counts.kinds.items():
+            self._own(kind).learn(limited, first)
+        self.slot.learn(counts.first_limited, counts.first)
+
+    def raise_to(self, counts: _Counts, cap: _Counts) -> None:
+        """Raise each floor to its share in ``counts``, at most its share in ``cap``: background."""
+        def share(of: _Counts, kind: str | None = None) -> float:
+            first, limited = of.kinds.get(kind, (0, 0)) if kind is not None else (of.first, of.first_limited)
+            return limited / first if first else math.inf
+
+        for kind, (first, _) in counts.kinds.items():
+            capped = min(share(counts, kind), share(cap, kind) if kind in cap.kinds else share(cap))
+            self._own(kind).raise_to(capped, samples=first)
+        if counts.first:
+            self.slot.raise_to(min(share(counts), share(cap)), samples=counts.first)
+
+    def seed(self, opening: Iterable[tuple[str, bool]]) -> None:
+        """The opening's shares, the slot's and each kind's with OPENING_KIND first attempts in it."""
+        by_kind: dict[str, list[int]] = {}
+        for kind, was in opening:
+            counts = by_kind.setdefault(kind, [0, 0])
+            counts[0] += 1
+            counts[1] += was
+        n, limited = sum(c[0] for c in by_kind.values()), sum(c[1] for c in by_kind.values())
+        self.slot = NoiseFloor(limited / n, samples=n)
+        self.kinds = {kind: NoiseFloor(hits / first, samples=first)
+                      for kind, (first, hits) in by_kind.items() if first >= OPENING_KIND}  # (at most 5)
+
+    def _own(self, kind: str) -> NoiseFloor:
+        if kind not in self.kinds:
+            if len(self.kinds) >= MAX_KINDS:
+                return replace(self.slot)  # (learns nothing that lasts)
+            self.kinds[kind] = replace(self.slot)
+        return self.kinds[kind]
+
+
 @dataclass
 class _Run:
     """A cut under judgement, then its test cut: the background test."""
 
     share: float  # share of rate limits before the cut being judged (the first's, then the test cut's)
-    first_share: float  # the share that drew the first cut
+    first: _Counts  # the evidence that drew the first cut
     sent: float  # requests/s sent before the cut being judged
     undo: tuple[float, float, float | None, float | None, bool]  # limit, threshold, rate, ceiling, confirmed
     accepted: float = 0.0  # requests/s the site accepted after the first cut (set by the test cut)
@@ -201,7 +311,7 @@ class SlotController:
         # it down, a token bucket's burst may have pushed it up); a load-caused limit at a paced rate
         # confirms it
         self._confirmed = False
-        self.floor = NoiseFloor()  # of rate limits
+        self.floor = NoiseFloors()  # of rate limits
         self.error_floor = NoiseFloor()  # of errors
         self._recent: deque[_Counts] = deque()  # the last windows since the last cut
         self._run: _Run | None = None
@@ -212,7 +322,7 @@ class SlotController:
         self._window = _Window()
         self._window_start = now
         self._recent_share = 0.0  # moving share of rate limits over about RECENT answers
-        self._opening: list[bool] | None = []  # the first first attempts: rate limited? (OPENING)
+        self._opening: list[tuple[str, bool]] | None = []  # the first first attempts: kind, rate limited?
         self._flooded = False  # this window flooded a limit
         self._best: deque[float] = deque(maxlen=config.best_windows)
         self._min_latency = math.inf
@@ -227,9 +337,11 @@ class SlotController:
         self.undone = 0  # runs of cuts undone: their rate limits were background
 
     # measure -------------------------------------------------------------------------------------
-    def record(self, outcome: str, latency: float | None = None, in_flight: int = 0, retry: bool = False) -> None:
+    def record(self, outcome: str, latency: float | None = None, in_flight: int = 0, retry: bool = False,
+               kind: str = "") -> None:
         """``outcome``: ``ok`` (a response that is not a rate limit), ``limited`` (429/503) or
-        ``error`` (timeout, dropped connection); ``retry``: the request was a retry."""
+        ``error`` (timeout, dropped connection); ``retry``: the request was a retry; ``kind``: the
+        kind of page (each has its own noise floor)."""
         window = self._window
         window.max_in_flight = max(window.max_in_flight, in_flight)
         self.requests += 1
@@ -237,9 +349,12 @@ class SlotController:
             window.first += 1
             window.first_limited += outcome == "limited"
             window.first_errors += outcome == "error"
+            counts = window.kinds.setdefault(kind, [0, 0])
+            counts[0] += 1
+            counts[1] += outcome == "limited"
             self._recent_share += ((outcome == "limited") - self._recent_share) / RECENT
             if self._opening is not None:
-                self._opening.append(outcome == "limited")
+                self._opening.append((kind, outcome == "limited"))
                 if len(self._opening) == OPENING:
                     self._seed_floor(self._opening)
                     self._opening = None
@@ -261,17 +376,15 @@ class SlotController:
             if self.slow_start and failed < ERRORS_STILL_GROWING * window.first and in_flight + 1 >= int(self.limit):
                 self.limit = min(self.threshold, self.limit + 1)
 
-    def _seed_floor(self, opening: list[bool]) -> None:
-        """Seed the floor with the opening's share of rate limits if they were spread through it (see
+    def _seed_floor(self, opening: list[tuple[str, bool]]) -> None:
+        """Seed the floors with the opening's shares of rate limits if they were spread through it (see
         OPENING) and no cut is being judged (a slow site's first windows may have drawn one)."""
-        limited, n = sum(opening), len(opening)
+        limited, n = sum(was for _, was in opening), len(opening)
         if not limited or limited >= FLOOD_SHARE * n or self._run is not None or self.cuts:
             return
-        rank_sum = sum(i for i, was in enumerate(opening, 1) if was)
-        spread = math.sqrt(limited * (n - limited) * (n + 1) / 12)
-        if rank_sum - limited * (n + 1) / 2 > OPENING_Z * spread:
+        if _later_than_uniform(opening) > OPENING_Z:
             return  # late: a burst ran out
-        self.floor.raise_to(limited / n, samples=n)
+        self.floor.seed(opening)
 
     @property
     def slow_start(self) -> bool:
@@ -285,7 +398,7 @@ class SlotController:
         return (self.rate is None and self._run is None
                 and self._recent_share >= max(FLOOD_SHARE, self.floor.share + MARGIN)
                 and window.first_limited >= URGENT
-                and self.floor.excess(window.first_limited, window.first) > 0)
+                and self.floor.excess(window) > 0)
 
     def flood(self) -> None:
         """The mechanism holds the slot: the cut at the window's end is judged over two windows (the
@@ -330,7 +443,7 @@ class SlotController:
         """Act on rate limits beyond the noise floor: cut, judge a cut, or undo cuts whose rate limits
         were background. False when none of these happened (errors and latency decide)."""
         counts = _Counts(window.ok, window.limited, window.errors, window.seconds, window.first,
-                         window.first_limited, window.first_errors)
+                         window.first_limited, window.first_errors, window.kinds)
         if self._run is not None:
             return self._judge(self._run, counts)
         recent = self._recent
@@ -341,7 +454,7 @@ class SlotController:
         evidence = _Counts()
         for counts in recent:
             evidence.add(counts)
-        excess = self.floor.excess(evidence.first_limited, evidence.first)
+        excess = self.floor.excess(evidence)
         if not excess:
             return False
         # what the site accepts shows from the first window with rate limits on (a bucket that refuses
@@ -357,12 +470,13 @@ class SlotController:
         """Cut for ``excess`` rate limits in ``evidence`` (``saturated``: its windows from the first
         with rate limits), and judge the cut in the next windows."""
         sent, share = evidence.total / evidence.seconds, evidence.first_limited / evidence.first
-        self._run = _Run(share, share, sent,
+        self._run = _Run(share, evidence, sent,
                          (self.limit, self.threshold, self.rate, self.ceiling, self._confirmed),
                          min_windows=2 if self._flooded else 1)
         # what the site accepted: every answer but the rate limits beyond the floor (retries' too)
         saturated = saturated or evidence
-        refused = max(min(excess, saturated.limited), saturated.limited - self.floor.share * saturated.total)
+        background = self.floor.share_of(saturated) * saturated.total
+        refused = max(min(excess, saturated.limited), saturated.limited - background)
         self._cut(accepted=max(0.1, (saturated.total - refused) / saturated.seconds))
         self.action += f" -> excess {excess}: cut"
         return True
@@ -391,7 +505,7 @@ class SlotController:
         if fell or not slowed:  # fell to the floor: our load (never slowed: the cut stands too)
             self._run = None
             if fell:  # what is left under the limit is the site's background
-                self.floor.learn(after.first_limited, after.first)
+                self.floor.learn(after)
             if run.cuts == 2 and self.rate is not None:  # the limit is between the two cuts: pace
                 self.ceiling = run.accepted  # at what the site accepted after the first
                 self._confirmed = True
@@ -403,10 +517,10 @@ class SlotController:
                 and rate_before > ceiling_before:  # drawn by a probe past the known limit: ours
             self._run = None
             self.action += " -> 429s persisted past the known limit: cut again"
-            return self._start_run(after, max(1, self.floor.excess(after.first_limited, after.first)))
+            return self._start_run(after, max(1, self.floor.excess(after)))
         if run.cuts == 1:  # persisted: test it at a lower rate, under what the site accepted
             assert self.rate is not None
-            excess = max(0.0, after.first_limited - self.floor.share * after.first)
+            excess = max(0.0, after.first_limited - self.floor.explained(after)[0])
             run.accepted = max(0.1, (after.total - excess) / after.seconds)
             answered = (after.ok + after.errors) / after.seconds  # (a limit refuses retries too)
             self.rate = max(0.1, PERSIST_FALL * min(self.rate, sent), TEST_BELOW * answered)
@@ -416,7 +530,7 @@ class SlotController:
             return True
         # persisted at half the rate: the site's background (at most the share that drew the first
         # cut: at a low rate retries dominate, and a path that answered 429 is likelier to again)
-        self.floor.raise_to(min(share, run.first_share), samples=after.first)
+        self.floor.raise_to(after, cap=run.first)
         self.limit, self.threshold, self.rate, self.ceiling, self._confirmed = run.undo
         self._run = None
         self.undone += 1
@@ -429,7 +543,7 @@ class SlotController:
         same R at the lower rate, or only the floor once under it). Positive favours background."""
         ratio = run.sent / max(after.total / after.seconds, 1e-9)  # how much the rate fell
         background = run.share
-        load = max(self.floor.share, FLOOR_MIN, 1 - ratio * (1 - run.share))
+        load = max(self.floor.share_of(after), FLOOR_MIN, 1 - ratio * (1 - run.share))
         if background <= load:
             return -math.inf
         limited, other = after.first_limited, after.first - after.first_limited
@@ -439,7 +553,7 @@ class SlotController:
         """Fold a window that showed no excess into the floor if its rate was well below the
         ceiling (near it, a few 429s of our own would raise the floor, and the floor the tolerance)."""
         if self.rate is None or self.ceiling is None or self.rate <= LEARN_BELOW * self.ceiling:
-            self.floor.learn(counts.first_limited, counts.first)
+            self.floor.learn(counts)
 
     def _cut(self, accepted: float) -> None:
         """Pace at what the site accepted (everything it answered but the excess rate limits)."""

@@ -20,6 +20,7 @@ RETRY_BACKOFF_BASE = "retry_backoff_base"
 RETRY_BACKOFF_MAX = "retry_backoff_max"
 RETRY_BACKOFF_JITTER = "retry_backoff_jitter"
 RAW_ARCHIVE = "raw_archive"  # a file name: the response body is kept byte for byte in the raw archive
+PAGE_KIND = "page_kind"  # adaptive concurrency keeps a noise floor per kind of page (default: the callback's name)
 # (and Scrapy's own: dont_retry, max_retry_times, download_slot, proxy, ...)
 
 # -- between components -----------------------------------------------------------------------------

@@ -7,7 +7,16 @@ import random
 
 import pytest
 
-from scraper.concurrency import OPENING, PROBE_BURST, ControllerConfig, NoiseFloor, SlotController
+from scraper.concurrency import (
+    MAX_KINDS,
+    OPENING,
+    PROBE_BURST,
+    ControllerConfig,
+    NoiseFloor,
+    NoiseFloors,
+    SlotController,
+    _Counts,
+)
 from tests.sim.crawl import Bucket, Site, crawl
 
 KNOWN_GAP = "open (docs/adaptive.md, Known gaps): "
@@ -269,6 +278,49 @@ def test_rate_limits_late_in_the_opening_are_a_burst_running_out(burst: int) -> 
     assert controller.floor.share == 0
     controller.decide(1.0)
     assert controller.cuts == 1
+
+
+def test_an_opening_of_one_kind_of_page_seeds_no_floor_for_another() -> None:
+    """Listing pages (never a 429) first, then product pages, a third of them 429s spread among them:
+    each kind's floor is its own share, and a window of products alone at that share is background.
+    One floor for the slot (a fifth) would have cut."""
+    controller = SlotController(ControllerConfig(), now=0.0)
+    for i in range(1, OPENING + 1):
+        product = i > 40
+        controller.record("limited" if product and i % 3 == 0 else "ok", latency=0.01, in_flight=1,
+                          kind="parse_book" if product else "parse")
+    floors = controller.floor
+    assert floors.kinds["parse"].share == 0 and floors.kinds["parse_book"].share == pytest.approx(1 / 3)
+    assert floors.share == pytest.approx(0.2)
+    for i in range(150):
+        controller.record("limited" if i % 3 == 0 else "ok", latency=0.01, in_flight=1, kind="parse_book")
+    controller.decide(1.0)
+    assert controller.cuts == 0 and controller.rate is None
+
+
+def test_a_burst_running_out_is_late_among_each_kind_of_page() -> None:
+    """Two kinds interleaved through the opening, both refused once a burst ran out: late among
+    each kind's own answers, so nothing is seeded and the first window cuts."""
+    controller = SlotController(ControllerConfig(), now=0.0)
+    for i in range(1, OPENING + 1):
+        controller.record("limited" if i > 70 and i % 4 else "ok", latency=0.01, in_flight=1,
+                          kind="parse" if i % 2 else "parse_book")
+    assert controller.floor.share == 0 and not controller.floor.kinds
+    controller.decide(1.0)
+    assert controller.cuts == 1
+
+
+def test_a_kind_first_seen_after_the_opening_starts_from_the_slots_floor() -> None:
+    floors = NoiseFloors()
+    floors.seed([("parse", i % 10 == 0) for i in range(OPENING)])
+    assert floors.kinds["parse"].share == pytest.approx(0.1) and "search" not in floors.kinds
+    counts = _Counts(first=50, first_limited=5, kinds={"search": [50, 5]})
+    assert floors.share_of(counts) == pytest.approx(0.1) and floors.excess(counts) == 0
+    floors.learn(_Counts(first=100, first_limited=30, kinds={"search": [100, 30]}))
+    assert 0.1 < floors.kinds["search"].share < 0.3
+    for kind in range(2 * MAX_KINDS):  # a page_kind per URL: the slot's floor serves those past the cap
+        floors.learn(_Counts(first=1, kinds={str(kind): [1, 0]}))
+    assert len(floors.kinds) == MAX_KINDS
 
 
 def test_a_window_of_retries_alone_does_not_probe_the_rate() -> None:

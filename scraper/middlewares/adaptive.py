@@ -25,7 +25,7 @@ from scraper.backoff import RATE_LIMIT_CODES, is_rate_limit
 from scraper.concurrency import ControllerConfig, SlotController
 from scraper.config import InvalidSetting, get_bool, get_float, get_int, get_status_codes
 from scraper.crawling import stats_of
-from scraper.meta import DONT_ADAPT, RATELIMIT_TIMES, ROUTED_VIA, send_back, via_scheduler
+from scraper.meta import DONT_ADAPT, PAGE_KIND, RATELIMIT_TIMES, ROUTED_VIA, send_back, via_scheduler
 from scraper.timers import Repeating, every, stop
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,12 @@ TICKS_PER_WINDOW = 4  # the decision loop runs this often a window: a cut's verd
 def is_retry(request: Request) -> bool:
     """A retry (of either budget): its outcome does not count towards the slot's shares."""
     return bool(request.meta.get("retry_times") or request.meta.get(RATELIMIT_TIMES))
+
+
+def page_kind(request: Request) -> str:
+    """The kind of page a request asks for (each kind has its own noise floor): ``meta["page_kind"]``,
+    else the name of its callback (a spider's callbacks are its kinds of page)."""
+    return str(request.meta.get(PAGE_KIND) or getattr(request.callback, "__name__", "parse"))
 
 
 def controller_config(crawler: Crawler) -> ControllerConfig:
@@ -188,7 +194,7 @@ class AdaptiveConcurrencyMiddleware:
             outcome = "ok"
         before = int(controller.limit)
         controller.record(outcome, request.meta.get("download_latency"), self._in_flight(request),
-                          is_retry(request))
+                          is_retry(request), page_kind(request))
         if outcome == "limited" and controller.flooding:  # no new start until the window's decision
             controller.flood()
             self._held[request.meta.get(SLOT_KEY, "")] = time.time() + controller.window_left(time.monotonic())
@@ -205,7 +211,7 @@ class AdaptiveConcurrencyMiddleware:
             return  # a network error through a rotating proxy is the proxy pool's business, not the site's
         controller = self._controller(request)
         if controller is not None:  # left without a response: timeout, refused, dropped
-            controller.record("error", None, self._in_flight(request), is_retry(request))
+            controller.record("error", None, self._in_flight(request), is_retry(request), page_kind(request))
 
     # decide and act ------------------------------------------------------------------------------
     def tick(self) -> None:

@@ -175,3 +175,33 @@ def test_slots_the_downloader_forgot_are_forgotten_with_their_stats() -> None:
     assert list(ext.controllers) == ["a.test"] and "b.test" not in ext._next_start
     assert not any(name.startswith("adaptive/b.test/") for name in stats)
     assert "adaptive/a.test/concurrency" in stats and stats["adaptive/slots_forgotten"] == 1
+
+
+def test_each_kind_of_page_is_measured_apart() -> None:
+    """A spider's callbacks are its kinds of page (each has its own noise floor); ``meta["page_kind"]``
+    names one explicitly. Retries count as their kind's too, apart from first attempts."""
+    import time
+    from types import SimpleNamespace
+
+    from scrapy.http import HtmlResponse
+
+    from scraper.concurrency import SlotController
+
+    class Shop(Spider):
+        name = "shop"
+
+        def parse_product(self, response):  # pragma: no cover - never called
+            return None
+
+    spider = Shop()
+    ext = extension()
+    controller = ext.controllers["a.test"] = SlotController(ext.config, time.monotonic())
+    ext.crawler.engine = SimpleNamespace(downloader=SimpleNamespace(slots={}))
+    requests = [Request("http://a.test/1", callback=spider.parse_product),
+                Request("http://a.test/2", callback=spider.parse_product, meta={"retry_times": 1}),
+                Request("http://a.test/3"),
+                Request("http://a.test/4", callback=spider.parse_product, meta={"page_kind": "search"})]
+    for request, status in zip(requests, (429, 429, 200, 200), strict=True):
+        request.meta["download_slot"] = "a.test"
+        ext.downloaded(HtmlResponse(request.url, status=status, request=request), request)
+    assert controller._window.kinds == {"parse_product": [1, 1], "parse": [1, 0], "search": [1, 0]}

@@ -39,12 +39,15 @@ class Faults:
     ``Retry-After``, ``503``, ``500``, ``drop``), whatever the load."""
 
     def __init__(self, share: float, kinds: tuple[str, ...] = ("503", "429", "drop", "500"), times: int = 2,
-                 retry_after: float = 1.0, seed: int = 1) -> None:
+                 retry_after: float = 1.0, seed: int = 1, match: Callable[[int], bool] | None = None) -> None:
         self.retry_after = retry_after
+        self.match = match  # the paths that may fail (the local site's --fault-match): None, all
         self.plan = FaultPlan(FaultConfig(fault_rate=share, fault_kinds=kinds, fault_times=times,
                                           fault_retry_after=retry_after, seed=seed))
 
     def fault(self, path: int) -> str | None:
+        if self.match is not None and not self.match(path):
+            return None
         return self.plan.fault_for(str(path))
 
 
@@ -106,8 +109,9 @@ class Run:
 
 def crawl(site: Site, seconds: float, paths: int | None = None, config: ControllerConfig | None = None,
           fixed: int | None = None, honour_retry_after: bool = True, seed: int = 1,
-          on_tick: Callable[[float, Site], None] | None = None) -> Run:
-    """Crawl ``paths`` distinct paths (``None``: endless demand) for at most ``seconds``.
+          on_tick: Callable[[float, Site], None] | None = None, kind: Callable[[int], str] | None = None) -> Run:
+    """Crawl ``paths`` distinct paths (``None``: endless demand) for at most ``seconds``; ``kind``
+    names each path's kind of page (as a spider's callback does).
 
     ``fixed``: stock Scrapy instead of the controller: that many requests in flight, retries at once
     (``honour_retry_after=False``) or after ``Retry-After``/backoff."""
@@ -128,7 +132,8 @@ def crawl(site: Site, seconds: float, paths: int | None = None, config: Controll
             _, _, path, attempt, outcome, latency, retry_after = heapq.heappop(completions)
             in_flight -= 1
             if controller is not None:
-                controller.record(outcome, latency, in_flight + 1, retry=attempt > 0)
+                controller.record(outcome, latency, in_flight + 1, retry=attempt > 0,
+                                  kind=kind(path) if kind else "")
                 concurrency = controller.decision().concurrency  # slow start applies at once
                 if outcome == "limited" and controller.flooding:  # as the middleware holds a slot
                     controller.flood()

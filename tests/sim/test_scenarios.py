@@ -73,6 +73,23 @@ def test_5_per_path_429s_alone_keep_the_crawl_at_full_pace() -> None:
     assert BOOKS / ours.last_new >= 0.8 * BOOKS / clean.last_new, (ours.last_new, clean.last_new)
 
 
+def test_5_per_path_429s_on_one_kind_of_page_after_an_opening_of_another() -> None:
+    """As the books spider crawls the bench's site: listing pages (which never fail) are most of the
+    opening, product pages (30% answer 429 three times) all the rest. Each kind has its own noise
+    floor, so the products' 429s are background from the start: never a cut, full pace."""
+    def listing(path: int) -> bool:
+        return path < 150 and path % 3 != 0
+
+    faults = Faults(share=0.3, kinds=("429",), times=3, match=lambda path: not listing(path))
+    ours = crawl(fast_site(faults=faults), 120, paths=BOOKS,
+                 kind=lambda path: "parse" if listing(path) else "parse_book")
+    clean = crawl(fast_site(), 120, paths=BOOKS)
+    assert ours.done == BOOKS and ours.controller.cuts == 0
+    assert ours.controller.floor.kinds["parse"].share == 0
+    assert ours.controller.floor.kinds["parse_book"].share > 0.2
+    assert BOOKS / ours.last_new >= 0.8 * BOOKS / clean.last_new, (ours.last_new, clean.last_new)
+
+
 def test_6_a_site_that_slows_under_load_is_kept_busy_without_a_queue() -> None:
     """Latency grows with what is in flight (8 workers, 50 ms each, FIFO): saturated, median latency
     at most 2x the service time (the latency gradient)."""
