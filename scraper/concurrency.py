@@ -193,6 +193,16 @@ class _Window(_Counts):
     latencies: list[float] = field(default_factory=list)
 
 
+def _tally(opening: Iterable[tuple[str, bool]]) -> dict[str, list[int]]:
+    """Kind of page -> [first attempts, rate limited] of an opening's (kind, rate limited?)."""
+    by_kind: dict[str, list[int]] = {}
+    for kind, was in opening:
+        counts = by_kind.setdefault(kind, [0, 0])
+        counts[0] += 1
+        counts[1] += was
+    return by_kind
+
+
 def _later_than_uniform(opening: list[tuple[str, bool]]) -> float:
     """How much later than a uniform spread the rate limits come in ``opening`` (kind, rate limited?),
     in standard deviations: a rank-sum statistic stratified by kind of page (an opening of listing
@@ -264,13 +274,9 @@ class NoiseFloors:
         if counts.first:
             self.slot.raise_to(min(share(counts), share(cap)), samples=counts.first)
 
-    def seed(self, opening: Iterable[tuple[str, bool]]) -> None:
-        """The opening's shares, the slot's and each kind's with OPENING_KIND first attempts in it."""
-        by_kind: dict[str, list[int]] = {}
-        for kind, was in opening:
-            counts = by_kind.setdefault(kind, [0, 0])
-            counts[0] += 1
-            counts[1] += was
+    def seed(self, by_kind: dict[str, list[int]]) -> None:
+        """The opening's shares (``by_kind``: kind -> [first attempts, rate limited]), the slot's and
+        each kind's with OPENING_KIND first attempts in it."""
         n, limited = sum(c[0] for c in by_kind.values()), sum(c[1] for c in by_kind.values())
         self.slot = NoiseFloor(limited / n, samples=n)
         self.kinds = {kind: NoiseFloor(hits / first, samples=first)
@@ -384,7 +390,10 @@ class SlotController:
             return
         if _later_than_uniform(opening) > OPENING_Z:
             return  # late: a burst ran out
-        self.floor.seed(opening)
+        kinds = _tally(opening)
+        if any(first >= OPENING_KIND and hits >= FLOOD_SHARE * first for first, hits in kinds.values()):
+            return  # a kind refused wholesale: a burst ran out as the crawl turned to it
+        self.floor.seed(kinds)
 
     @property
     def slow_start(self) -> bool:

@@ -310,9 +310,21 @@ def test_a_burst_running_out_is_late_among_each_kind_of_page() -> None:
     assert controller.cuts == 1
 
 
+def test_a_burst_that_ran_out_as_the_crawl_turned_to_another_kind_seeds_nothing() -> None:
+    """Listing pages while the burst lasted, then product pages all refused: no kind's 429s are late
+    among its own, but a kind refused wholesale is a limit, not background."""
+    controller = SlotController(ControllerConfig(), now=0.0)
+    for i in range(1, OPENING + 1):
+        controller.record("limited" if i > 60 else "ok", latency=0.01, in_flight=1,
+                          kind="parse_book" if i > 60 else "parse")
+    assert controller.floor.share == 0 and not controller.floor.kinds
+    controller.decide(1.0)
+    assert controller.cuts == 1
+
+
 def test_a_kind_first_seen_after_the_opening_starts_from_the_slots_floor() -> None:
     floors = NoiseFloors()
-    floors.seed([("parse", i % 10 == 0) for i in range(OPENING)])
+    floors.seed({"parse": [OPENING, OPENING // 10]})
     assert floors.kinds["parse"].share == pytest.approx(0.1) and "search" not in floors.kinds
     counts = _Counts(first=50, first_limited=5, kinds={"search": [50, 5]})
     assert floors.share_of(counts) == pytest.approx(0.1) and floors.excess(counts) == 0
