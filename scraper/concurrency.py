@@ -149,6 +149,13 @@ class NoiseFloor:
             self.share, self.samples = min(0.99, share), samples
 
 
+def _count(kinds: dict[str, list[int]], kind: str, first: int, limited: int) -> None:
+    """Add to ``kinds``' tally (kind of page -> [first attempts, rate limited])."""
+    counts = kinds.setdefault(kind, [0, 0])
+    counts[0] += first
+    counts[1] += limited
+
+
 def _beyond_noise(beyond: float, total: int, variance: float) -> int:
     """``beyond`` rate limits (of ``total`` answers) more than background explains, if that is more
     than MIN_EXCESS, MARGIN of the answers and Z standard deviations (``variance``); else 0."""
@@ -182,9 +189,7 @@ class _Counts:
         self.first_limited += other.first_limited
         self.first_errors += other.first_errors
         for kind, (first, limited) in other.kinds.items():
-            mine = self.kinds.setdefault(kind, [0, 0])
-            mine[0] += first
-            mine[1] += limited
+            _count(self.kinds, kind, first, limited)
 
 
 @dataclass
@@ -197,9 +202,7 @@ def _tally(opening: Iterable[tuple[str, bool]]) -> dict[str, list[int]]:
     """Kind of page -> [first attempts, rate limited] of an opening's (kind, rate limited?)."""
     by_kind: dict[str, list[int]] = {}
     for kind, was in opening:
-        counts = by_kind.setdefault(kind, [0, 0])
-        counts[0] += 1
-        counts[1] += was
+        _count(by_kind, kind, 1, was)
     return by_kind
 
 
@@ -263,16 +266,17 @@ class NoiseFloors:
         self.slot.learn(counts.first_limited, counts.first)
 
     def raise_to(self, counts: _Counts, cap: _Counts) -> None:
-        """Raise each floor to its share in ``counts``, at most its share in ``cap``: background."""
-        def share(of: _Counts, kind: str | None = None) -> float:
-            first, limited = of.kinds.get(kind, (0, 0)) if kind is not None else (of.first, of.first_limited)
+        """Raise each floor to its share in ``counts``, at most its share in ``cap`` (a kind not in
+        ``cap``: the slot's share there): background."""
+        def share(first: int, limited: int) -> float:
             return limited / first if first else math.inf
 
-        for kind, (first, _) in counts.kinds.items():
-            capped = min(share(counts, kind), share(cap, kind) if kind in cap.kinds else share(cap))
-            self._own(kind).raise_to(capped, samples=first)
+        slot_cap = share(cap.first, cap.first_limited)
+        for kind, (first, limited) in counts.kinds.items():
+            kind_cap = share(*cap.kinds[kind]) if kind in cap.kinds else slot_cap
+            self._own(kind).raise_to(min(share(first, limited), kind_cap), samples=first)
         if counts.first:
-            self.slot.raise_to(min(share(counts), share(cap)), samples=counts.first)
+            self.slot.raise_to(min(share(counts.first, counts.first_limited), slot_cap), samples=counts.first)
 
     def seed(self, by_kind: dict[str, list[int]]) -> None:
         """The opening's shares (``by_kind``: kind -> [first attempts, rate limited]), the slot's and
@@ -280,7 +284,7 @@ class NoiseFloors:
         n, limited = sum(c[0] for c in by_kind.values()), sum(c[1] for c in by_kind.values())
         self.slot = NoiseFloor(limited / n, samples=n)
         self.kinds = {kind: NoiseFloor(hits / first, samples=first)
-                      for kind, (first, hits) in by_kind.items() if first >= OPENING_KIND}  # (at most 5)
+                      for kind, (first, hits) in by_kind.items() if first >= OPENING_KIND}
 
     def _own(self, kind: str) -> NoiseFloor:
         if kind not in self.kinds:
@@ -355,9 +359,7 @@ class SlotController:
             window.first += 1
             window.first_limited += outcome == "limited"
             window.first_errors += outcome == "error"
-            counts = window.kinds.setdefault(kind, [0, 0])
-            counts[0] += 1
-            counts[1] += outcome == "limited"
+            _count(window.kinds, kind, 1, outcome == "limited")
             self._recent_share += ((outcome == "limited") - self._recent_share) / RECENT
             if self._opening is not None:
                 self._opening.append((kind, outcome == "limited"))
@@ -385,12 +387,12 @@ class SlotController:
     def _seed_floor(self, opening: list[tuple[str, bool]]) -> None:
         """Seed the floors with the opening's shares of rate limits if they were spread through it (see
         OPENING) and no cut is being judged (a slow site's first windows may have drawn one)."""
-        limited, n = sum(was for _, was in opening), len(opening)
+        kinds = _tally(opening)
+        limited, n = sum(hits for _, hits in kinds.values()), len(opening)
         if not limited or limited >= FLOOD_SHARE * n or self._run is not None or self.cuts:
             return
         if _later_than_uniform(opening) > OPENING_Z:
             return  # late: a burst ran out
-        kinds = _tally(opening)
         if any(first >= OPENING_KIND and hits >= FLOOD_SHARE * first for first, hits in kinds.values()):
             return  # a kind refused wholesale: a burst ran out as the crawl turned to it
         self.floor.seed(kinds)
